@@ -104,3 +104,19 @@ class Simulator(ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class CameraConfig:
+    """Front camera on the ego, defaults like CARLA's usual front RGB camera.
+
+    x_m is forward of the ego centre, z_m the mount height above the road,
+    pitch_deg positive looks down.
+    """
+
+    width: int = 512
+    height: int = 256
+    fov_deg: float = 90.0
+    x_m: float = 1.5
+    z_m: float = 1.6
+    pitch_deg: float = 0.0
