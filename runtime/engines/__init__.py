@@ -1,0 +1,40 @@
+"""Engine registry: backend name -> class, imported lazily.
+
+``load_engine(bundle, backend="ort", precision="fp32", device="cpu")`` is the one
+place a backend is chosen; each backend lives in ``ops_<name>.py``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from runtime.bundle import Bundle, load_bundle
+from runtime.engines.base import Engine
+from runtime.errors import EngineError
+
+BACKENDS = {
+    "null": "runtime.engines.ops_null:NullEngine",
+    "ort": "runtime.engines.ops_ort:OrtEngine",
+    "torch": "runtime.engines.ops_torch:TorchEngine",
+    "trt": "runtime.engines.ops_trt:TrtEngine",
+}
+
+
+def engine_class(backend: str) -> type[Engine]:
+    if backend not in BACKENDS:
+        raise EngineError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}", exit_code=2)
+    module, cls = BACKENDS[backend].split(":")
+    return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
+
+
+def load_engine(bundle: Bundle | str | Path, backend: str = "ort", precision: str = "fp32",
+                device: str = "cpu", hw: tuple[int, int] | None = None, **options: Any) -> Engine:
+    """Build an engine for a bundle (a loaded Bundle or a folder path)."""
+    if not isinstance(bundle, Bundle):
+        bundle = load_bundle(bundle)
+    return engine_class(backend).from_bundle(bundle, precision, device, hw, **options)
+
+
+__all__ = ["BACKENDS", "Engine", "engine_class", "load_engine"]

@@ -1,0 +1,38 @@
+"""Segmentation: logits [1, C, h, w] -> argmax, or class ids [1, h, w] / [1, 1, h, w]."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from runtime.bundle import Bundle
+from runtime.errors import EngineError
+from runtime.frame import SegMap
+from runtime.postprocess import check_finite, output
+from runtime.preprocess import Transform
+
+
+class SegmentationDecoder:
+    """Decodes to a SegMap at model resolution (resizing to the source is the sink's job)."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        cfg = bundle.decoder
+        self.kind = cfg["type"]
+        self.name = cfg.get("output", bundle.outputs[0].name)
+        self.num_classes = len(bundle.classes)
+
+    def __call__(
+        self, outputs: Mapping[str, np.ndarray], transform: Transform, src_hw: tuple[int, int]
+    ) -> SegMap:
+        raw = output(outputs, self.name)
+        if self.kind == "logits":
+            check_finite(self.name, raw)
+            if raw.ndim != 4:
+                raise EngineError(f"logits {self.name!r} must be [1, C, h, w], got {list(raw.shape)}")
+            ids = np.argmax(raw[0], axis=0).astype(np.uint8)  # (C, h, w) -> (h, w)
+        else:
+            ids = raw.reshape(raw.shape[-2:])
+            if ids.dtype != np.uint8:
+                ids = ids.astype(np.uint8)
+        return SegMap(ids, self.num_classes)

@@ -1,0 +1,128 @@
+"""Image -> input tensor, shared by every backend.
+
+Resize (stretch or letterbox), colour order, ``(x * scale - mean) / std`` and
+layout (NCHW / NHWC), written into buffers allocated once per source size.
+The ``Transform`` it returns maps model pixels back to source pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from runtime.bundle import TensorSpec
+from runtime.errors import BundleError
+
+
+@dataclass(frozen=True, slots=True)
+class Transform:
+    """source_xy = (model_xy - pad) / scale, per axis."""
+
+    scale_x: float
+    scale_y: float
+    pad_x: float
+    pad_y: float
+
+    def boxes_to_source(self, boxes: np.ndarray, src_w: int, src_h: int) -> np.ndarray:
+        """(N, 4) x1,y1,x2,y2 model pixels -> source pixels, clipped to the image. In place."""
+        boxes[:, [0, 2]] = (boxes[:, [0, 2]] - self.pad_x) / self.scale_x
+        boxes[:, [1, 3]] = (boxes[:, [1, 3]] - self.pad_y) / self.scale_y
+        np.clip(boxes[:, [0, 2]], 0, src_w, out=boxes[:, [0, 2]])
+        np.clip(boxes[:, [1, 3]], 0, src_h, out=boxes[:, [1, 3]])
+        return boxes
+
+
+class Preprocessor:
+    """Callable: BGR uint8 HxWx3 image -> (tensor shaped like ``spec``, Transform).
+
+    The returned tensor is a buffer reused on the next call: copy it if you keep it.
+    """
+
+    def __init__(self, spec: TensorSpec, cfg: dict[str, Any], hw: tuple[int, int] | None = None) -> None:
+        self.layout = str(cfg["layout"]).upper()
+        if self.layout not in ("NCHW", "NHWC"):
+            raise BundleError(f"preprocess.layout {self.layout!r} must be NCHW or NHWC")
+        if len(spec.shape) != 4:
+            raise BundleError(f"image input {spec.name!r} must be 4-D, got shape {list(spec.shape)}")
+        if self.layout == "NCHW":
+            h, w = spec.shape[2], spec.shape[3]
+        else:
+            h, w = spec.shape[1], spec.shape[2]
+        if hw is not None:
+            if (h is not None and h != hw[0]) or (w is not None and w != hw[1]):
+                raise BundleError(
+                    f"input {spec.name!r} is fixed at {h}x{w}; it cannot run at {hw[0]}x{hw[1]} "
+                    "(re-export with dynamic height/width)"
+                )
+            h, w = hw
+        if h is None or w is None:
+            raise BundleError(f"input {spec.name!r} has dynamic height/width: pass a shape (--shapes HxW)")
+        self.h, self.w = int(h), int(w)
+        self.letterbox = cfg.get("resize", "stretch") == "letterbox"
+        self.pad_value = int(cfg.get("pad_value", 114))
+        self.dtype = np.dtype(spec.dtype)
+        rgb = str(cfg.get("color", "RGB")).upper() == "RGB"
+        # model channel k reads source (BGR) channel order[k]
+        self.order = (2, 1, 0) if rgb else (0, 1, 2)
+        std = np.asarray(cfg["std"], np.float32)
+        self.a = float(cfg["scale"]) / std
+        self.b = -np.asarray(cfg["mean"], np.float32) / std
+        shape = (1, 3, self.h, self.w) if self.layout == "NCHW" else (1, self.h, self.w, 3)
+        self.out = np.empty(shape, self.dtype)
+        self.canvas = np.empty((self.h, self.w, 3), np.uint8)
+        self._src_hw: tuple[int, int] | None = None
+        self._transform = Transform(1.0, 1.0, 0.0, 0.0)
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        return self.h, self.w
+
+    def _plan(self, src_h: int, src_w: int) -> None:
+        if not self.letterbox:
+            self._transform = Transform(self.w / src_w, self.h / src_h, 0.0, 0.0)
+        else:
+            r = min(self.h / src_h, self.w / src_w)
+            nw, nh = round(src_w * r), round(src_h * r)
+            px, py = (self.w - nw) // 2, (self.h - nh) // 2
+            self._transform = Transform(r, r, float(px), float(py))
+            self._inner = (nh, nw, py, px)
+            self._scratch = np.empty((nh, nw, 3), np.uint8)
+            self.canvas.fill(self.pad_value)
+        self._src_hw = (src_h, src_w)
+
+    def resize(self, image: np.ndarray) -> np.ndarray:
+        """Resized (and letterboxed) uint8 HxWx3 BGR view into the reused canvas."""
+        src_h, src_w = image.shape[:2]
+        if self._src_hw != (src_h, src_w):
+            self._plan(src_h, src_w)
+        if not self.letterbox:
+            if (src_h, src_w) == (self.h, self.w):
+                return image
+            return cv2.resize(image, (self.w, self.h), dst=self.canvas, interpolation=cv2.INTER_LINEAR)
+        nh, nw, py, px = self._inner
+        cv2.resize(image, (nw, nh), dst=self._scratch, interpolation=cv2.INTER_LINEAR)
+        self.canvas[py : py + nh, px : px + nw] = self._scratch
+        return self.canvas
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, Transform]:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise BundleError(f"expected an HxWx3 uint8 BGR image, got {image.dtype} {image.shape}")
+        resized = self.resize(image)
+        if self.dtype == np.uint8:
+            self._copy_uint8(resized)
+            return self.out, self._transform
+        for k, src in enumerate(self.order):
+            dst = self.out[0, k] if self.layout == "NCHW" else self.out[0, :, :, k]
+            np.multiply(resized[:, :, src], self.a[k], out=dst, casting="unsafe")
+            dst += self.b[k]
+        return self.out, self._transform
+
+    def _copy_uint8(self, resized: np.ndarray) -> None:
+        chans = resized[:, :, list(self.order)]
+        if self.layout == "NCHW":
+            self.out[0] = chans.transpose(2, 0, 1)
+        else:
+            self.out[0] = chans
