@@ -44,6 +44,8 @@ class Annotator:
     def _boxes(self, canvas: np.ndarray, det: Detections) -> None:
         for (x1, y1, x2, y2), score, cid in zip(det.boxes, det.scores, det.class_ids, strict=True):
             colour = tuple(int(c) for c in self.lut_bgr[int(cid) % len(self.lut_bgr)])
+            if sum(colour) < 90:  # a black palette entry (e.g. "unlabeled") would be invisible
+                colour = (255, 255, 255)
             p1, p2 = (int(x1), int(y1)), (int(x2), int(y2))
             cv2.rectangle(canvas, p1, p2, colour, 2)
             name = self.classes[cid] if 0 <= cid < len(self.classes) else str(int(cid))
