@@ -8,6 +8,8 @@ failure at run time (a camera that dies, NaN outputs).
 
 from __future__ import annotations
 
+from typing import Any
+
 BAD_INPUT = 2
 RUNTIME_FAILURE = 1
 
@@ -71,7 +73,7 @@ class SimulatorError(EdgepilotError):
     exit_code = RUNTIME_FAILURE
 
 
-def require(module: str, extra: str, what: str = "") -> object:
+def require(module: str, extra: str, what: str = "") -> Any:
     """Import ``module`` or raise MissingExtraError naming the extra to install.
 
     Used by every backend and simulator so a missing heavy dependency is one line:

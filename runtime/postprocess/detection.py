@@ -17,6 +17,7 @@ above ``score_threshold`` go through OpenCV's class-aware NMS.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import cv2
 import numpy as np
@@ -111,10 +112,11 @@ class YoloDecoder:
         xywh = pred[:4, keep].T.astype(np.float32)  # (M, 4) cx, cy, w, h
         scores, cls = scores[keep].astype(np.float32), cls[keep].astype(np.int32)
         tl = np.stack([xywh[:, 0] - xywh[:, 2] / 2, xywh[:, 1] - xywh[:, 3] / 2, xywh[:, 2], xywh[:, 3]], axis=1)
+        dnn: Any = cv2.dnn  # OpenCV's stubs want lists; it takes arrays without a copy
         if self.agnostic:
-            idx = cv2.dnn.NMSBoxes(tl, scores, self.threshold, self.iou, top_k=self.max_det)
+            kept = dnn.NMSBoxes(tl, scores, self.threshold, self.iou, top_k=self.max_det)
         else:
-            idx = cv2.dnn.NMSBoxesBatched(tl, scores, cls, self.threshold, self.iou, top_k=self.max_det)
-        idx = np.asarray(idx, dtype=np.int64).reshape(-1)[: self.max_det]
+            kept = dnn.NMSBoxesBatched(tl, scores, cls, self.threshold, self.iou, top_k=self.max_det)
+        idx = np.asarray(kept, dtype=np.int64).reshape(-1)[: self.max_det]
         boxes = np.concatenate([tl[idx, :2], tl[idx, :2] + tl[idx, 2:]], axis=1)
         return _finish(boxes, scores[idx], cls[idx], transform, src_hw)
