@@ -179,7 +179,9 @@ def teardown(session: Session) -> None:
     """Step 9: undo everything; each part runs even when an earlier one fails."""
     destroy_episode(session)
     if session.tm is not None:
-        _attempt("set the Traffic Manager asynchronous", lambda: session.tm.set_synchronous_mode(False))
+        _attempt(
+            "set the Traffic Manager asynchronous", lambda: session.tm.set_synchronous_mode(False)
+        )
     if session.original_settings is not None:
         _attempt(
             "restore the world settings",
@@ -194,5 +196,5 @@ def _attempt(what: str, action: Callable[[], object]) -> None:
     # Cleanup must go on after one failure (e.g. the server died): log and continue.
     try:
         action()
-    except Exception as exc:  # noqa: BLE001 - any server error, cleanup continues
+    except Exception as exc:
         log.warning("CARLA cleanup could not %s: %s", what, exc)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# A route point counts as reached when the ego is this close to it (m): about a lane width.
+# The ego only advances along the route while this close to it (m): about a lane width.
 REACH_M = 4.0
 # How many points ahead of the current progress are searched; bounds skipping on loops.
 LOOKAHEAD = 10
@@ -40,12 +40,12 @@ class Route:
         return self.index / (len(self.points_m) - 1)
 
     def update(self, x_m: float, y_m: float) -> float:
-        """Advance to the farthest reached point within the lookahead; returns completion."""
+        """Advance to the nearest point within the lookahead, if close enough; returns completion."""
         window = self.points_m[self.index : self.index + LOOKAHEAD + 1]
         dist = np.hypot(window[:, 0] - x_m, window[:, 1] - y_m)
-        reached = np.flatnonzero(dist <= REACH_M)
-        if reached.size:
-            self.index += int(reached[-1])
+        nearest = int(np.argmin(dist))
+        if dist[nearest] <= REACH_M:
+            self.index += nearest
         return self.completion
 
 
