@@ -9,6 +9,7 @@ its original (asynchronous) settings.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import random
 import signal
@@ -98,6 +99,7 @@ class CarlaSimulator(Simulator):
     def close(self) -> None:
         """Destroy our actors and restore the server; idempotent, Ctrl-C ignored while it runs."""
         session, self._session = self._session, None
+        atexit.unregister(self.close)
         if session is None:
             self._restore_sigint()
             return
@@ -135,6 +137,9 @@ class CarlaSimulator(Simulator):
     def _open(self, seed: int | None) -> None:
         carla = self._carla or require("carla", "carla", "the carla simulator")
         self._install_sigint()
+        # A Ctrl-C between our calls unwinds through user code; if nothing closes us
+        # on the way out, the interpreter's exit still does.
+        atexit.register(self.close)
         self._session = harness.connect(carla, self.host, self.port, self.timeout_s)
         self._legacy_tags = uses_legacy_tags(self._session.server_version)
         harness.load_town(self._session, self.town)

@@ -420,17 +420,19 @@ class FakeServer:
 
     def _deliver_image(self, sensor: Actor, frame: int) -> None:
         mode = self.delivery.get(sensor.type_id, "ok")
-        if mode == "never":
+        callback = sensor.callback
+        if mode == "never" or callback is None:
             return
         if mode == "stale_first":
-            sensor.callback(self.render(sensor, frame - 1, stale=True))
+            callback(self.render(sensor, frame - 1, stale=True))
         image = self.render(sensor, frame)
         if mode == "late":
+            # Like a real client, a stopped sensor no longer calls back.
             timer = threading.Timer(self.late_s, lambda: sensor.callback and sensor.callback(image))
             timer.daemon = True
             timer.start()
         else:
-            sensor.callback(image)
+            callback(image)
 
     def render(self, sensor: Actor, frame: int, stale: bool = False) -> FakeImage:
         """Paint the scene into BGRA bytes like the camera type would."""
