@@ -45,7 +45,7 @@ def load_scenarios(path: Path = SCENARIO_FILE) -> dict[str, CarlaScenario]:
     try:
         raw = yaml.safe_load(path.read_text()) or {}
         for name, fields in raw.items():
-            base = table.get(name, CarlaScenario(town=fields["town"]))
+            base = table[name] if name in table else CarlaScenario(town=fields["town"])
             table[name] = replace(base, **fields)
     except (yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
         raise EdgepilotError(
