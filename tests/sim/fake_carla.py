@@ -8,8 +8,7 @@ Sensors deliver on ``world.tick()`` according to ``server.delivery[type_id]``:
 (from a timer thread ``late_s`` after the tick) or ``"never"``.
 
 The world is a straight road along +x (CARLA coordinates: x forward, y right);
-cameras render ``scene`` (painted far to near) into labels in the server's tag
-numbering, and into BGRA bytes like CARLA's.
+cameras render ``scene`` with ``fake_carla_scene.render_camera``.
 """
 
 from __future__ import annotations
@@ -22,13 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
-
-from sim.carla.decode import LEGACY_LUT, parse_version
-from sim.tags import TAG_IDS, palette
-
-# Tags the fake writes for a stale frame, so a test can tell it was used.
-STALE_TAG = TAG_IDS["Water"]
+from tests.sim.fake_carla_scene import (
+    FakeImage,
+    SceneObject,
+    default_scene,
+    render_camera,
+)
 
 
 @dataclass
@@ -67,26 +65,6 @@ class VehicleControl:
     throttle: float = 0.0
     steer: float = 0.0
     brake: float = 0.0
-
-
-@dataclass(frozen=True)
-class SceneObject:
-    """A rectangle in camera pixels with a 0.9.14+ tag; larger depth is farther away."""
-
-    tag: int
-    x1: int
-    y1: int
-    x2: int
-    y2: int
-    depth_m: float
-
-
-@dataclass
-class FakeImage:
-    frame: int
-    width: int
-    height: int
-    raw_data: bytes
 
 
 @dataclass
@@ -435,38 +413,7 @@ class FakeServer:
             callback(image)
 
     def render(self, sensor: Actor, frame: int, stale: bool = False) -> FakeImage:
-        """Paint the scene into BGRA bytes like the camera type would."""
+        """What the camera ``sensor`` sees at ``frame`` (a stale image is all STALE_TAG)."""
         w, h = int(sensor.attributes["image_size_x"]), int(sensor.attributes["image_size_y"])
-        labels = np.full((h, w), STALE_TAG if stale else 0, dtype=np.uint8)
-        if not stale:
-            for obj in sorted(self.scene, key=lambda o: -o.depth_m):
-                labels[obj.y1 : obj.y2, obj.x1 : obj.x2] = obj.tag
-        bgra = np.zeros((h, w, 4), dtype=np.uint8)
-        bgra[:, :, 3] = 255
-        if sensor.type_id.endswith("semantic_segmentation"):
-            bgra[:, :, 2] = to_server_tags(labels, self.version)
-            bgra[:, :, 1], bgra[:, :, 0] = 99, 7  # G and B carry no tag; they must be ignored
-        else:
-            bgra[:, :, :3] = palette()[labels][:, :, ::-1]
-        return FakeImage(frame, w, h, bgra.tobytes())
-
-
-def to_server_tags(labels: np.ndarray, version: str) -> np.ndarray:
-    """Current tag ids -> the ids a server of ``version`` writes (pre-0.9.14 numbering)."""
-    if parse_version(version) >= (0, 9, 14):
-        return labels
-    inverse = np.zeros(256, dtype=np.uint8)
-    for old in range(22, -1, -1):  # lowest legacy id wins when two map to one tag
-        inverse[LEGACY_LUT[old]] = old
-    return inverse[labels]
-
-
-def default_scene(width: int, height: int) -> list[SceneObject]:
-    """Sky above, road below, one car ahead."""
-    return [
-        SceneObject(TAG_IDS["Sky"], 0, 0, width, height // 2, 1000.0),
-        SceneObject(TAG_IDS["Roads"], 0, height // 2, width, height, 50.0),
-        SceneObject(
-            TAG_IDS["Car"], width // 4, height // 2 - 4, width // 4 + 10, height // 2 + 6, 20.0
-        ),
-    ]
+        scene = [] if stale else self.scene
+        return render_camera(sensor.type_id, w, h, scene, frame, self.version, stale)

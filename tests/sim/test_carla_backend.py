@@ -16,7 +16,8 @@ from sim.carla.client import CarlaSimulator
 from sim.carla.harness import FIXED_DELTA_S
 from sim.tags import TAG_IDS
 from sim.types import CameraConfig, Control
-from tests.sim.fake_carla import STALE_TAG, FakeServer, Location, SceneObject, Transform
+from tests.sim.fake_carla import FakeServer, Location, Transform
+from tests.sim.fake_carla_scene import STALE_TAG, SceneObject
 
 CAM = CameraConfig(width=64, height=32, fov_deg=90.0, pitch_deg=5.0)
 
