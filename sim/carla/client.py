@@ -103,7 +103,7 @@ class CarlaSimulator(Simulator):
         if session is None:
             self._restore_sigint()
             return
-        if self._sigint_installed:
+        if self._sigint_installed and _in_main_thread():
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut cleanup
         try:
             harness.teardown(session)
@@ -223,18 +223,24 @@ class CarlaSimulator(Simulator):
     def _install_sigint(self) -> None:
         # Some hosts (e.g. an embedding app) swallow SIGINT; we need Ctrl-C to unwind
         # through _guarded so the server is cleaned. Only the main thread may set handlers.
-        if threading.current_thread() is not threading.main_thread() or self._sigint_installed:
+        if self._sigint_installed or not _in_main_thread():
             return
         self._previous_sigint = signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
         self._sigint_installed = True
 
     def _restore_sigint(self) -> None:
-        if self._sigint_installed:
+        # Handlers can only be changed from the main thread; a close() from another
+        # thread leaves ours in place, and it only raises KeyboardInterrupt.
+        if self._sigint_installed and _in_main_thread():
             # None means the old handler was not set from Python; the default is the best guess.
             previous = self._previous_sigint
             signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
             self._sigint_installed = False
             self._previous_sigint = None
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:

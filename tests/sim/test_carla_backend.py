@@ -5,15 +5,17 @@ from __future__ import annotations
 import math
 import os
 import signal
+import sys
 import threading
 import time
 
 import numpy as np
 import pytest
 
-from runtime.errors import EdgepilotError, SimulatorError
+from runtime.errors import EdgepilotError, MissingExtraError, SimulatorError
 from sim.carla.client import CarlaSimulator
 from sim.carla.harness import FIXED_DELTA_S
+from sim.registry import make_simulator
 from sim.tags import TAG_IDS
 from sim.types import CameraConfig, Control
 from tests.sim.fake_carla import FakeServer, Location, Transform
@@ -152,6 +154,15 @@ def test_unreachable_server_is_a_simulator_error() -> None:
     assert server.actors == {} and server.settings.synchronous_mode is False
 
 
+def test_missing_carla_package_is_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "carla", None)  # makes `import carla` fail
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(MissingExtraError, match=r"pip install 'edgepilot\[carla\]'") as info:
+        CarlaSimulator("town01", CAM).reset()
+    assert info.value.exit_code == 2 and "\n" not in str(info.value)
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 def test_version_mismatch_warns() -> None:
     server = FakeServer(version="0.9.15", client_version="0.9.14")
     with pytest.warns(
@@ -252,6 +263,16 @@ def test_reset_twice_replaces_the_episode() -> None:
         sim.reset(seed=2)
         assert len(server.actors) == 8 and not first & set(server.actors)
         assert server.settings.synchronous_mode is True
+    assert_server_clean(server)
+
+
+def test_registry_builds_the_carla_backend() -> None:
+    server = FakeServer()
+    sim = make_simulator("carla", scenario="town02", camera=CAM, carla_module=server.module())
+    assert isinstance(sim, CarlaSimulator) and sim.town == "Town02"
+    with sim:
+        assert sim.reset(seed=0).image.shape == (32, 64, 3)
+        assert server.loads == ["Town02"] and len(server.vehicles()) == 1 + 5  # 6 spawn points
     assert_server_clean(server)
 
 
