@@ -115,13 +115,15 @@ class CarlaSimulator(Simulator):
 
     def _reset(self, seed: int | None) -> Observation:
         if self._session is None:
-            self._open(seed)
+            self._open()
         else:
             harness.destroy_episode(self._session)
         session = self._session
         assert session is not None
+        if seed is not None:
+            session.tm.set_random_device_seed(seed)  # NPC behaviour repeats with the seed
         rng = random.Random(seed)
-        spawn_points = list(session.world.get_map().get_spawn_points())
+        spawn_points = list(session.map.get_spawn_points())
         if not spawn_points:
             raise SimulatorError(f"town {self.town} has no spawn points")
         rng.shuffle(spawn_points)
@@ -134,7 +136,7 @@ class CarlaSimulator(Simulator):
         self._ticks = 0
         return self._step(Control(brake=1.0))
 
-    def _open(self, seed: int | None) -> None:
+    def _open(self) -> None:
         carla = self._carla or require("carla", "carla", "the carla simulator")
         self._install_sigint()
         # A Ctrl-C between our calls unwinds through user code; if nothing closes us
@@ -143,10 +145,10 @@ class CarlaSimulator(Simulator):
         self._session = harness.connect(carla, self.host, self.port, self.timeout_s)
         self._legacy_tags = uses_legacy_tags(self._session.server_version)
         harness.load_town(self._session, self.town)
-        harness.enter_synchronous_mode(self._session, self.tm_port, seed)
+        harness.enter_synchronous_mode(self._session, self.tm_port)
 
     def _plan_route(self, session: Session, start: Any) -> Route:
-        waypoint = session.world.get_map().get_waypoint(start.location)
+        waypoint = session.map.get_waypoint(start.location)
         step_m = self.scenario.route_step_m
         return Route(route_points(waypoint, self.scenario.route_length_m, step_m), step_m)
 
@@ -195,7 +197,7 @@ class CarlaSimulator(Simulator):
         collisions = session.queues["collision"].drain()
         lane_invasions = session.queues["lane"].drain()
         # Not on a driving lane <=> no Driving waypoint under the ego without projection.
-        waypoint = session.world.get_map().get_waypoint(
+        waypoint = session.map.get_waypoint(
             location, project_to_road=False, lane_type=session.carla.LaneType.Driving
         )
         return Events(

@@ -36,6 +36,7 @@ class Session:
     carla: Any
     client: Any
     world: Any = None
+    map: Any = None  # cached: world.get_map() transfers and parses the OpenDRIVE file
     server_version: str = ""
     original_settings: Any = None
     tm: Any = None
@@ -80,9 +81,10 @@ def load_town(session: Session, town: str) -> None:
         log.info("loading %s", town)
         world = session.client.load_world(town)
     session.world = world
+    session.map = world.get_map()
 
 
-def enter_synchronous_mode(session: Session, tm_port: int, seed: int | None) -> None:
+def enter_synchronous_mode(session: Session, tm_port: int) -> None:
     """Steps 2b-4: save the settings, then server and Traffic Manager in lockstep."""
     session.original_settings = session.world.get_settings()
     settings = session.world.get_settings()
@@ -91,8 +93,6 @@ def enter_synchronous_mode(session: Session, tm_port: int, seed: int | None) -> 
     session.world.apply_settings(settings)
     session.tm = session.client.get_trafficmanager(tm_port)
     session.tm.set_synchronous_mode(True)
-    if seed is not None:
-        session.tm.set_random_device_seed(seed)
 
 
 def spawn_npcs(session: Session, spawn_points: list[Any], n: int, rng: random.Random) -> None:
