@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from runtime.bundle import Bundle, file_sha256
-from runtime.engines.base import Engine
+from runtime.engines.base import Engine, check_feeds
 from runtime.errors import BundleError, DeviceError, EngineError, require
 
 PROVIDERS = {
@@ -173,20 +173,8 @@ class OrtEngine(Engine):
                 raise BundleError(f"input {name!r}: the model expects {list(fixed)}, "
                                   f"the bundle/shape gives {list(shape)}")
 
-    def _check_feeds(self, feeds: Mapping[str, np.ndarray]) -> None:
-        """Name, rank, fixed dims and dtype of every input, with a message naming the input."""
-        for name, (fixed, dtype) in self._graph_inputs.items():
-            got = feeds.get(name)
-            if got is None:
-                raise EngineError(f"missing input {name!r} (feeds have {sorted(feeds)})", exit_code=2)
-            if got.ndim != len(fixed) or any(a is not None and a != b for a, b in zip(fixed, got.shape, strict=True)):
-                shown = ["?" if d is None else d for d in fixed]
-                raise EngineError(f"input {name!r} expects shape {shown}, got {list(got.shape)}", exit_code=2)
-            if str(got.dtype) != dtype:
-                raise EngineError(f"input {name!r} expects {dtype}, got {got.dtype}", exit_code=2)
-
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self._check_feeds(feeds)
+        check_feeds(self._graph_inputs, feeds)
         try:
             if self._binding is None:
                 outs = self.session.run(self._out_names, dict(feeds))
