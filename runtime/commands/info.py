@@ -117,8 +117,10 @@ def _text(report: dict[str, Any]) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    # The bundle is validated first so a bad --model fails before the slow backend imports.
+    summary = bundle_summary(args.model) if args.model else None
     report: dict[str, Any] = {"versions": versions(), "backends": backends()}
-    if args.model:
-        report["bundle"] = bundle_summary(args.model)
+    if summary is not None:
+        report["bundle"] = summary
     print(json.dumps(report, indent=2) if args.json else _text(report))
     return 0

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from runtime.commands import info
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -34,15 +36,17 @@ def test_info_json_reports_versions_and_backends() -> None:
 def test_info_model_summarises_the_bundle(bundles: dict[str, Path]) -> None:
     proc = run_info("--model", str(bundles["seg"]), "--json")
     assert proc.returncode == 0, proc.stderr
-    b = json.loads(proc.stdout)["bundle"]
+    report = json.loads(proc.stdout)
+    b = report["bundle"]
     assert (b["task"], b["opset"], b["decoder"]["type"]) == ("segmentation", 17, "class_ids")
     assert b["inputs"] == [{"name": "image", "shape": [1, 3, 128, 256], "dtype": "float32"}]
     assert b["outputs"] == [{"name": "class_ids", "shape": [1, 128, 256], "dtype": "uint8"}]
     assert b["classes"][:2] == ["unlabeled", "road"] and b["precisions"] == ["fp32", "fp16"]
     assert b["files"]["fp32"] == {"file": "model.onnx", "present": True}
     assert b["files"]["int8"]["present"] is False and b["torch_program"] is False
-    text = run_info("--model", str(bundles["seg"]))
-    assert text.returncode == 0 and "input:  image [1, 3, 128, 256] float32" in text.stdout
+    # the text form renders the same report (in-process: one subprocess per test is enough)
+    text = info._text(report)
+    assert "input:  image [1, 3, 128, 256] float32" in text and "precisions: fp32, fp16" in text
 
 
 def test_info_bad_bundle_exits_2(tmp_path: Path) -> None:
