@@ -120,6 +120,24 @@ class Engine(ABC):
         self.close()
 
 
+def check_feeds(expected: Mapping[str, tuple[tuple[int | None, ...], str]],
+                feeds: Mapping[str, np.ndarray]) -> None:
+    """Check each input's presence, rank, fixed dims (None = any) and numpy dtype name.
+
+    Raises EngineError (exit 2) naming the input, so a wrong shape is one clear
+    line instead of a backend's stack trace.
+    """
+    for name, (fixed, dtype) in expected.items():
+        got = feeds.get(name)
+        if got is None:
+            raise EngineError(f"missing input {name!r} (feeds have {sorted(feeds)})", exit_code=2)
+        if got.ndim != len(fixed) or any(a is not None and a != b for a, b in zip(fixed, got.shape, strict=True)):
+            shown = ["?" if d is None else d for d in fixed]
+            raise EngineError(f"input {name!r} expects shape {shown}, got {list(got.shape)}", exit_code=2)
+        if str(got.dtype) != dtype:
+            raise EngineError(f"input {name!r} expects {dtype}, got {got.dtype}", exit_code=2)
+
+
 def _concrete(spec: TensorSpec, hw: tuple[int, int] | None, layout: str) -> tuple[int, ...]:
     shape = list(spec.shape)
     if hw is not None and len(shape) == 4:

@@ -1,21 +1,36 @@
 """onnxruntime backend: CPU, CUDA and TensorRT execution providers.
 
-``provider`` option: ``auto`` (default) prefers TensorRT, then CUDA, then CPU
-among the providers this onnxruntime build offers (CPU only when the device is
-cpu); ``cpu``, ``cuda`` or ``tensorrt`` ask for one explicitly. ``describe()``
-reports the provider that was actually chosen.
+Options:
+
+- ``provider``: ``auto`` (default) prefers TensorRT, then CUDA, then CPU among
+  the providers this onnxruntime build offers (CPU only when the device is
+  cpu); ``cpu``, ``cuda`` or ``tensorrt`` ask for one explicitly.
+  ``describe()`` reports the provider that was actually chosen.
+- ``threads``: intra-op threads (or ``$EDGEPILOT_ORT_THREADS``).
+
+Precisions: ``fp32`` runs ``model.onnx``; ``int8`` runs the bundle's Q/DQ
+``model.int8.onnx``; ``fp16`` asks the TensorRT provider for FP16 kernels when
+it leads, and otherwise runs ``model.fp16.onnx``, the graph converted by
+onnxruntime's own ``convert_float_to_float16(keep_io_types=True)`` (inputs and
+outputs stay float32), cached next to the model and regenerated when the
+source graph's SHA-256 recorded in ``model.fp16.json`` no longer matches.
+
+On CUDA the session runs through IO binding: outputs are allocated on the
+device and copied to the host once per call.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from runtime.bundle import Bundle
-from runtime.engines.base import Engine
+from runtime.bundle import Bundle, file_sha256
+from runtime.engines.base import Engine, check_feeds
 from runtime.errors import BundleError, DeviceError, EngineError, require
 
 PROVIDERS = {
@@ -23,14 +38,27 @@ PROVIDERS = {
     "cuda": "CUDAExecutionProvider",
     "cpu": "CPUExecutionProvider",
 }
+FP16_FILE, FP16_SIDECAR = "model.fp16.onnx", "model.fp16.json"
+# onnxruntime error classes that mean "the file is not a usable ONNX model" (bad input, exit 2).
+_BAD_MODEL = ("InvalidProtobuf", "InvalidGraph", "NoModel", "NoSuchFile")
+_ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8",
+               "tensor(int8)": "int8", "tensor(int32)": "int32", "tensor(int64)": "int64",
+               "tensor(bool)": "bool", "tensor(double)": "float64"}
 
 
 def choose_providers(available: list[str], device_kind: str, wanted: str = "auto") -> list[str]:
-    """Ordered provider list for a session; raises DeviceError if the request cannot be met."""
+    """Ordered provider list for a session; raises DeviceError if the request cannot be met.
+
+    ``auto`` on cpu gives CPU only; on cuda, TensorRT then CUDA (whichever this
+    build has) with CPU last for unsupported nodes. An explicit GPU provider on
+    a cpu device is a contradiction and is refused.
+    """
     if wanted != "auto":
         if wanted not in PROVIDERS:
             raise EngineError(f"unknown ort provider {wanted!r}: use auto, {', '.join(PROVIDERS)}", exit_code=2)
         name = PROVIDERS[wanted]
+        if device_kind == "cpu" and wanted != "cpu":
+            raise DeviceError(f"provider {wanted} needs --device cuda; on cpu use provider cpu or auto")
         if name not in available:
             raise DeviceError(
                 f"onnxruntime here has no {name} (it has {', '.join(available)}); "
@@ -46,6 +74,41 @@ def choose_providers(available: list[str], device_kind: str, wanted: str = "auto
     return [*gpu, PROVIDERS["cpu"]]
 
 
+def fp16_model(bundle: Bundle) -> Path:
+    """Path of the bundle's FP16 graph, converting (and caching) it when missing or stale.
+
+    The cache is valid while ``model.fp16.json``'s ``source_sha256`` equals the
+    SHA-256 of the FP32 graph. Conversion keeps float32 inputs and outputs.
+    """
+    src = bundle.file("fp32")
+    dst, sidecar = bundle.path / FP16_FILE, bundle.path / FP16_SIDECAR
+    digest = file_sha256(src)
+    try:
+        stored = json.loads(sidecar.read_text()).get("source_sha256")
+    except (OSError, ValueError, AttributeError):
+        stored = None
+    if stored == digest and dst.is_file():
+        return dst
+    onnx = require("onnx", "onnx", "FP16 conversion")
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    try:
+        model = onnx.load(str(src))  # type: ignore[attr-defined]
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise BundleError(f"{src} is not a valid ONNX model ({type(exc).__name__}); re-export it") from exc
+    half = convert_float_to_float16(model, keep_io_types=True)
+    try:
+        tmp = dst.with_name(dst.name + f".tmp{os.getpid()}")
+        onnx.save(half, str(tmp))  # type: ignore[attr-defined]
+        os.replace(tmp, dst)
+        sidecar.write_text(json.dumps({"source": src.name, "source_sha256": digest,
+                                       "converter": "onnxruntime.transformers.float16"}, indent=2) + "\n")
+    except OSError as exc:
+        raise BundleError(f"cannot write {dst} ({exc.strerror}); make the bundle folder writable "
+                          "or use --precision fp32") from exc
+    return dst
+
+
 class OrtEngine(Engine):
     backend = "ort"
     devices = ("cpu", "cuda")
@@ -54,8 +117,8 @@ class OrtEngine(Engine):
     def __init__(self, bundle: Bundle, precision: str = "fp32", device: str = "cpu",
                  hw: tuple[int, int] | None = None, **options: Any) -> None:
         super().__init__(bundle, precision, device, hw, **options)
-        ort = require("onnxruntime", "onnx", "the ort backend")
-        self._ort: Any = ort
+        ort: Any = require("onnxruntime", "onnx", "the ort backend")
+        self._ort = ort
         providers = choose_providers(ort.get_available_providers(), self.device.kind,
                                      str(options.get("provider", "auto")))
         opts = ort.SessionOptions()
@@ -63,20 +126,28 @@ class OrtEngine(Engine):
         threads = options.get("threads") or int(os.environ.get("EDGEPILOT_ORT_THREADS", "0"))
         if threads:
             opts.intra_op_num_threads = int(threads)
-        path = self._model_path()
+        self.model_path = self._model_path(providers[0])
         try:
-            self.session = ort.InferenceSession(str(path), sess_options=opts,
+            self.session = ort.InferenceSession(str(self.model_path), sess_options=opts,
                                                 providers=self._provider_options(providers))
-        except Exception as exc:  # ort raises its own exception types per failure
+        except Exception as exc:  # ort raises its own exception class per failure
             msg = str(exc).splitlines()[0][:200]
-            if "Protobuf parsing failed" in msg or "INVALID_PROTOBUF" in msg or "Load model" in msg:
-                raise BundleError(f"{path} is not a valid ONNX model ({msg}); re-export the bundle") from exc
-            raise EngineError(f"onnxruntime could not load {path}: {msg}") from exc
+            if type(exc).__name__ in _BAD_MODEL:
+                raise BundleError(f"{self.model_path} is not a valid ONNX model ({msg}); "
+                                  "re-export the bundle") from exc
+            raise EngineError(f"onnxruntime could not load {self.model_path}: {msg}") from exc
         self._out_names = [o.name for o in self.session.get_outputs()]
+        self._graph_inputs = {i.name: (tuple(d if isinstance(d, int) else None for d in i.shape),
+                                       _ORT_DTYPES.get(i.type, i.type)) for i in self.session.get_inputs()}
         self._check_io()
+        self._binding = self.session.io_binding() if self.device.kind == "cuda" else None
 
-    def _model_path(self) -> Any:
-        return self.bundle.file("int8" if self.precision == "int8" else "fp32")
+    def _model_path(self, first_provider: str) -> Path:
+        if self.precision == "int8":
+            return self.bundle.file("int8")
+        if self.precision == "fp16" and first_provider != PROVIDERS["tensorrt"]:
+            return fp16_model(self.bundle)
+        return self.bundle.file("fp32")
 
     def _provider_options(self, providers: list[str]) -> list[Any]:
         out: list[Any] = []
@@ -93,25 +164,45 @@ class OrtEngine(Engine):
         return out
 
     def _check_io(self) -> None:
-        graph = {i.name: i.shape for i in self.session.get_inputs()}
         for name, shape in self.input_shapes().items():
-            if name not in graph:
-                raise BundleError(f"bundle input {name!r} is not an input of the model (it has {sorted(graph)})")
-            fixed = graph[name]
-            if len(fixed) != len(shape) or any(isinstance(a, int) and a != b for a, b in zip(fixed, shape, strict=True)):
-                raise BundleError(f"input {name!r}: the model expects {fixed}, the bundle/shape gives {list(shape)}")
+            if name not in self._graph_inputs:
+                raise BundleError(f"bundle input {name!r} is not an input of the model "
+                                  f"(it has {sorted(self._graph_inputs)})")
+            fixed = self._graph_inputs[name][0]
+            if len(fixed) != len(shape) or any(a is not None and a != b for a, b in zip(fixed, shape, strict=True)):
+                raise BundleError(f"input {name!r}: the model expects {list(fixed)}, "
+                                  f"the bundle/shape gives {list(shape)}")
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        check_feeds(self._graph_inputs, feeds)
         try:
-            outs = self.session.run(self._out_names, dict(feeds))
-        except Exception as exc:
-            raise EngineError(f"onnxruntime failed: {str(exc).splitlines()[0][:200]}",
-                              exit_code=2 if "dimension" in str(exc).lower() else 1) from exc
+            if self._binding is None:
+                outs = self.session.run(self._out_names, dict(feeds))
+            else:
+                outs = self._run_bound(feeds)
+        except Exception as exc:  # ort's own exception classes; keep the first line
+            raise EngineError(f"onnxruntime failed: {str(exc).splitlines()[0][:200]}") from exc
         return dict(zip(self._out_names, outs, strict=True))
 
+    def _run_bound(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        # Inputs are copied host->device by ORT; outputs live on the device until
+        # copy_outputs_to_cpu, the single device->host copy of the call.
+        binding = self._binding
+        assert binding is not None
+        binding.clear_binding_inputs()
+        binding.clear_binding_outputs()
+        for name, value in feeds.items():
+            binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        for name in self._out_names:
+            binding.bind_output(name, "cuda", self.device.index)
+        self.session.run_with_iobinding(binding)
+        return list(binding.copy_outputs_to_cpu())
+
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "provider": self.session.get_providers()[0],
-                "providers": self.session.get_providers(), "onnxruntime": self._ort.__version__}
+        providers = self.session.get_providers()
+        return {**super().describe(), "provider": providers[0], "providers": providers,
+                "model": self.model_path.name, "onnxruntime": self._ort.__version__}
 
     def close(self) -> None:
+        self.__dict__.pop("_binding", None)
         self.__dict__.pop("session", None)

@@ -1,0 +1,126 @@
+"""``edgepilot info``: versions, importable backends and devices, and a bundle summary.
+
+Every probe is guarded: a missing or broken backend is reported, never raised,
+so ``info`` is the first thing to run on a new edge device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import platform
+from importlib import metadata
+from typing import Any
+
+NAME = "info"
+HELP = "show versions, available backends/devices and (with --model) a bundle summary"
+DESCRIPTION = """Show what this installation can run.
+
+  edgepilot info                      versions, backends (torch/CUDA, onnxruntime providers, TensorRT)
+  edgepilot info --model BUNDLE       ... plus the validated bundle: task, I/O, decoder, classes, files
+  edgepilot info --json               machine-readable output
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", metavar="BUNDLE", help="a model bundle folder to validate and summarise")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _probe(module: str) -> tuple[Any, dict[str, Any]]:
+    """Import ``module``; return it (or None) and {"installed", "version" | "error"}."""
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        return None, {"installed": False, "error": str(exc).splitlines()[0][:160]}
+    except Exception as exc:  # a broken install (bad CUDA libs) must not break info
+        return None, {"installed": False, "error": f"{type(exc).__name__}: {str(exc)[:160]}"}
+    return mod, {"installed": True, "version": str(getattr(mod, "__version__", "unknown"))}
+
+
+def backends() -> dict[str, dict[str, Any]]:
+    """Which engine backends can be imported here, with device details."""
+    torch, t = _probe("torch")
+    if torch is not None:
+        t["cuda"] = bool(torch.cuda.is_available())
+        t["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if t["cuda"] else []
+    ort, o = _probe("onnxruntime")
+    if ort is not None:
+        o["providers"] = list(ort.get_available_providers())
+    _, trt = _probe("tensorrt")
+    return {"null": {"installed": True}, "torch": t, "onnxruntime": o, "tensorrt": trt}
+
+
+def versions() -> dict[str, str | None]:
+    import cv2
+    import numpy as np
+
+    return {"edgepilot": _version("edgepilot") or "source tree (not installed)",
+            "python": platform.python_version(), "numpy": np.__version__, "opencv": cv2.__version__}
+
+
+def bundle_summary(path: str) -> dict[str, Any]:
+    """Validate a bundle (BundleError on failure) and describe it."""
+    from runtime.bundle import load_bundle
+
+    bundle = load_bundle(path)
+    files = {"fp32": "model.onnx", "int8": "model.int8.onnx", "torch": "model.pt2", **bundle.meta.get("files", {})}
+    present = {key: (bundle.path / name).is_file() for key, name in files.items()}
+    precisions = ["fp32", "fp16"] + (["int8"] if present.get("int8") else [])
+    engines = sorted(p.name for p in (bundle.path / "engines").glob("*.engine"))
+    return {
+        "path": str(bundle.path), "name": bundle.name, "task": bundle.task, "opset": bundle.meta["opset"],
+        "inputs": [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in bundle.inputs],
+        "outputs": [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in bundle.outputs],
+        "decoder": bundle.decoder, "classes": bundle.classes,
+        "files": {key: {"file": name, "present": present[key]} for key, name in files.items()},
+        "precisions": precisions, "torch_program": present.get("torch", False),
+        "cached_engines": engines, "accuracy": bundle.meta.get("accuracy", {}),
+    }
+
+
+def _shape(spec: dict[str, Any]) -> str:
+    dims = ["?" if d is None else str(d) for d in spec["shape"]]
+    return f"{spec['name']} [{', '.join(dims)}] {spec['dtype']}"
+
+
+def _text(report: dict[str, Any]) -> str:
+    lines = [f"{k}: {v}" for k, v in report["versions"].items()]
+    lines.append("backends:")
+    for name, b in report["backends"].items():
+        state = b.get("version", "available") if b["installed"] else f"not installed ({b['error']})"
+        extra = ""
+        if "cuda" in b:
+            extra = f", CUDA: {', '.join(b['gpus']) if b['cuda'] else 'no'}"
+        if "providers" in b:
+            extra = f", providers: {', '.join(b['providers'])}"
+        lines.append(f"  {name}: {state}{extra}")
+    m = report.get("bundle")
+    if m:
+        lines += [f"bundle: {m['name']} ({m['path']})", f"  task: {m['task']}, opset {m['opset']}",
+                  *(f"  input:  {_shape(s)}" for s in m["inputs"]),
+                  *(f"  output: {_shape(s)}" for s in m["outputs"]),
+                  f"  decoder: {json.dumps(m['decoder'])}",
+                  f"  classes ({len(m['classes'])}): {', '.join(m['classes'])}",
+                  "  files: " + ", ".join(f"{k}={v['file']}{'' if v['present'] else ' (missing)'}"
+                                          for k, v in m["files"].items()),
+                  f"  precisions: {', '.join(m['precisions'])}"]
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace) -> int:
+    # The bundle is validated first so a bad --model fails before the slow backend imports.
+    summary = bundle_summary(args.model) if args.model else None
+    report: dict[str, Any] = {"versions": versions(), "backends": backends()}
+    if summary is not None:
+        report["bundle"] = summary
+    print(json.dumps(report, indent=2) if args.json else _text(report))
+    return 0

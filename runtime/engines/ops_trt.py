@@ -1,0 +1,184 @@
+"""TensorRT backend (TensorRT 10 and 11 Python API); CUDA only.
+
+The engine is built from the bundle's ONNX by TensorRT's ONNX parser,
+serialised into the bundle's engine cache and deserialised from it; the cache
+key is the :mod:`fingerprint` (graph hash, TensorRT version, GPU, precision,
+shapes, calibration), so a stale engine is rebuilt or refused, never run.
+I/O is bound by tensor name to torch CUDA tensors (torch is the CUDA memory
+allocator) and run with ``execute_async_v3`` on a torch CUDA stream.
+
+Precisions: ``fp32`` parses ``model.onnx``; ``fp16`` and ``int8`` set
+``BuilderFlag.FP16`` / ``INT8`` where the installed TensorRT still has them
+(weakly typed networks); where it does not (TensorRT 11 dropped weak typing),
+the network is strongly typed and the types come from the graph itself:
+``model.fp16.onnx`` (onnxruntime's FP16 conversion) or the Q/DQ
+``model.int8.onnx``.
+
+Options: ``rebuild`` (default True; False refuses a missing/stale engine),
+``engine`` (an explicit engine file, which needs its fingerprint sidecar),
+``workspace_mb`` (builder workspace limit, default 1024).
+
+None of the TensorRT calls can run on a machine without a GPU and TensorRT;
+the selection logic around them is unit-tested with a fake module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtime.bundle import Bundle, file_sha256
+from runtime.engines.base import Engine, check_feeds
+from runtime.engines.fingerprint import Fingerprint, resolve_engine
+from runtime.engines.ops_ort import fp16_model
+from runtime.errors import BundleError, DeviceError, EngineError, require
+
+_TORCH_DTYPES = {"FLOAT": "float32", "HALF": "float16", "INT8": "int8", "INT32": "int32",
+                 "INT64": "int64", "BOOL": "bool", "UINT8": "uint8"}
+
+
+@dataclass(frozen=True, slots=True)
+class BuildPlan:
+    """How to build for a precision: which ONNX, builder flags, strongly typed or not."""
+
+    onnx: Path
+    flags: tuple[str, ...]
+    strongly_typed: bool
+
+
+def build_plan(trt: Any, bundle: Bundle, precision: str) -> BuildPlan:
+    """Pick the graph and flags for ``precision`` given what this TensorRT offers."""
+    flag_names = set(dir(trt.BuilderFlag))
+    if precision == "fp32":
+        return BuildPlan(bundle.file("fp32"), (), False)
+    if precision == "fp16":
+        if "FP16" in flag_names:
+            return BuildPlan(bundle.file("fp32"), ("FP16",), False)
+        return BuildPlan(fp16_model(bundle), (), True)
+    onnx = bundle.file("int8")
+    if "INT8" in flag_names:
+        # FP16 lets layers outside the Q/DQ regions leave FP32 too.
+        return BuildPlan(onnx, ("INT8", "FP16") if "FP16" in flag_names else ("INT8",), False)
+    return BuildPlan(onnx, (), True)
+
+
+def network_flags(trt: Any, strongly_typed: bool) -> int:
+    """Creation flags: explicit batch is implicit from TensorRT 10 on, so only STRONGLY_TYPED is set."""
+    return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strongly_typed else 0
+
+
+def calibration_sha256(bundle: Bundle, precision: str) -> str | None:
+    """Hash of the INT8 calibration data recorded by the exporter (None for other precisions)."""
+    if precision != "int8":
+        return None
+    calib = bundle.meta.get("calibration", {})
+    return str(calib["sha256"]) if isinstance(calib, dict) and calib.get("sha256") else None
+
+
+def build_engine(trt: Any, plan: BuildPlan, shapes: Mapping[str, tuple[int, ...]], workspace_mb: int) -> bytes:
+    """Parse ``plan.onnx`` and build a serialised engine for fixed ``shapes``."""
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(network_flags(trt, plan.strongly_typed))
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(plan.onnx.read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise BundleError(f"TensorRT cannot parse {plan.onnx}: {errors[:300]}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
+    for flag in plan.flags:
+        config.set_flag(getattr(trt.BuilderFlag, flag))
+    profile = builder.create_optimization_profile()
+    for i in range(network.num_inputs):
+        tensor = network.get_input(i)
+        shape = shapes[tensor.name]
+        profile.set_shape(tensor.name, shape, shape, shape)
+    config.add_optimization_profile(profile)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise EngineError(f"TensorRT failed to build an engine from {plan.onnx} (see its log above)")
+    return bytes(serialized)
+
+
+class TrtEngine(Engine):
+    backend = "trt"
+    devices = ("cuda",)
+    precisions = ("fp32", "fp16", "int8")
+
+    def __init__(self, bundle: Bundle, precision: str = "fp32", device: str = "cuda",
+                 hw: tuple[int, int] | None = None, **options: Any) -> None:
+        super().__init__(bundle, precision, device, hw, **options)
+        trt: Any = require("tensorrt", "trt", "the trt backend")
+        torch: Any = require("torch", "torch", "the trt backend (CUDA buffers)")
+        if not torch.cuda.is_available() or self.device.index >= torch.cuda.device_count():
+            raise DeviceError(f"{self.device} is not an available CUDA device for TensorRT")
+        self._trt, self._torch = trt, torch
+        self.dev = torch.device(str(self.device))
+        torch.cuda.set_device(self.dev)
+        shapes = self.input_shapes()
+        plan = build_plan(trt, bundle, precision)
+        self.fingerprint = Fingerprint.make(
+            file_sha256(plan.onnx), trt.__version__, torch.cuda.get_device_name(self.dev),
+            "{}.{}".format(*torch.cuda.get_device_capability(self.dev)), precision, shapes,
+            calibration_sha256(bundle, precision))
+        explicit = options.get("engine")
+        self.resolved = resolve_engine(
+            bundle, self.fingerprint,
+            lambda: build_engine(trt, plan, shapes, int(options.get("workspace_mb", 1024))),
+            rebuild=bool(options.get("rebuild", True)), engine_path=Path(explicit) if explicit else None)
+        self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.engine = self._runtime.deserialize_cuda_engine(self.resolved.path.read_bytes())
+        if self.engine is None:
+            raise EngineError(f"TensorRT could not deserialise {self.resolved.path}; delete it to rebuild")
+        self.context = self.engine.create_execution_context()
+        self.stream = torch.cuda.Stream(device=self.dev)
+        self._bind(shapes)
+
+    def _bind(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
+        """Allocate one device tensor per I/O tensor and bind it by name."""
+        trt, torch = self._trt, self._torch
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        is_input = {n: self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
+        for name in names:
+            if is_input[name]:
+                self.context.set_input_shape(name, shapes[name])
+        self.buffers: dict[str, Any] = {}
+        for name in names:
+            dtype = _TORCH_DTYPES[self.engine.get_tensor_dtype(name).name]
+            shape = tuple(self.context.get_tensor_shape(name))
+            self.buffers[name] = torch.empty(shape, dtype=getattr(torch, dtype), device=self.dev)
+            self.context.set_tensor_address(name, self.buffers[name].data_ptr())
+        self._inputs = [n for n in names if is_input[n]]
+        self._outputs = [n for n in names if not is_input[n]]
+        self._expected = {n: (tuple(self.buffers[n].shape), _TORCH_DTYPES[self.engine.get_tensor_dtype(n).name])
+                          for n in self._inputs}
+        self._host_out = {n: torch.empty(self.buffers[n].shape, dtype=self.buffers[n].dtype, pin_memory=True)
+                          for n in self._outputs}
+
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        check_feeds(self._expected, feeds)
+        torch = self._torch
+        with torch.cuda.stream(self.stream):
+            for name in self._inputs:
+                self.buffers[name].copy_(torch.from_numpy(np.ascontiguousarray(feeds[name])), non_blocking=True)
+            if not self.context.execute_async_v3(self.stream.cuda_stream):
+                raise EngineError("TensorRT execute_async_v3 failed (see its log above)")
+            for name in self._outputs:
+                self._host_out[name].copy_(self.buffers[name], non_blocking=True)
+        self.stream.synchronize()
+        return {name: self._host_out[name].numpy() for name in self._outputs}
+
+    def synchronize(self) -> None:
+        self.stream.synchronize()
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "tensorrt": self._trt.__version__, "engine": str(self.resolved.path),
+                "built": self.resolved.built, "gpu": self.fingerprint.gpu_name}
+
+    def close(self) -> None:
+        for name in ("context", "engine", "_runtime", "buffers", "_host_out"):
+            self.__dict__.pop(name, None)
