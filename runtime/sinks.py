@@ -41,7 +41,7 @@ class VideoSink:
             raise SinkError(f"{self.path}: unknown video extension {ext!r}; use {', '.join(FOURCC)}")
         if not self.path.parent.is_dir():
             raise SinkError(f"{self.path}: folder {self.path.parent} does not exist")
-        self.fourcc = cv2.VideoWriter_fourcc(*FOURCC[ext])
+        self.fourcc = cv2.VideoWriter.fourcc(*FOURCC[ext])
         self.fps = fps
         self.frames = 0
         self._writer: cv2.VideoWriter | None = None
