@@ -89,7 +89,7 @@ class _FrameQueue:
         with self._cond:
             while not self._items and not self._done and not stop.is_set():
                 self._cond.wait(0.1)
-            if self._items:
+            if self._items and not stop.is_set():
                 frame = self._items.popleft()
                 self._cond.notify_all()
                 return frame
