@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# Stage names, in the order a frame meets them.
-CAPTURE, PREPROCESS, INFER, POSTPROCESS, OUTPUT = (
+# Stage names, in the order a frame meets them. HANDOFF is stamped when the
+# inference stage picks up a preprocessed input (the wait between the two threads).
+CAPTURE, PREPROCESS, HANDOFF, INFER, POSTPROCESS, OUTPUT = (
     "capture",
     "preprocess",
+    "handoff",
     "infer",
     "postprocess",
     "output",

@@ -1,8 +1,11 @@
-"""The loop: capture -> inference -> output, each stage in its own thread.
+"""The loop: capture -> preprocess -> inference -> output, each stage in its own thread.
 
-The source's capture thread fills its queue; the inference thread takes a frame,
-stamps ``queue``, runs the processor (preprocess, infer, postprocess stamps) and
-hands a Result to the output thread over a bounded queue; the output thread
+The source's capture thread fills its queue; the preprocess thread takes a frame,
+stamps ``queue`` and prepares its input (``processor.prepare``) while the
+inference thread runs the previous one (``processor.complete``: infer and
+decode), so host preprocessing hides behind the engine. A processor without
+``prepare``/``complete`` (a device-resident one) runs whole in the inference
+thread. Results go to the output thread over a bounded queue; the output thread
 annotates, writes the sinks, stamps ``output`` and records the frame's latencies
 into preallocated arrays (no per-frame objects are kept). The main thread only
 supervises: Ctrl-C or an error in any stage sets the stop event, every thread is
@@ -15,20 +18,30 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from runtime.draw import Annotator
-from runtime.frame import CAPTURE, INFER, OUTPUT, POSTPROCESS, PREPROCESS, Frame, Output, Result
+from runtime.frame import (
+    CAPTURE,
+    HANDOFF,
+    INFER,
+    OUTPUT,
+    POSTPROCESS,
+    PREPROCESS,
+    Frame,
+    Output,
+    Result,
+)
 from runtime.sinks import Sink
 from runtime.sources import Source
 from runtime.telemetry import format_row, summarize_ms
 
 QUEUE = "queue"  # stamped when the inference thread takes the frame: capture -> queue is waiting time
-STAGES = (QUEUE, PREPROCESS, INFER, POSTPROCESS, OUTPUT)
+STAGES = (QUEUE, PREPROCESS, HANDOFF, INFER, POSTPROCESS, OUTPUT)
 _END = None  # end-of-results marker on the output queue
 
 
@@ -116,6 +129,9 @@ class _Loop:
         self.annotate = annotator if any(s.needs_image for s in self.sinks) else None
         self.max_frames, self.on_result = max_frames, on_result
         self.results: queue.Queue[Result | None] = queue.Queue(maxsize=queue_size)
+        # one slot: the processor's input buffers rotate (PIPELINE_BUFFERS) and must not be overrun
+        self.prepared: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self.split = hasattr(processor, "prepare") and hasattr(processor, "complete")
         self.recorder = LatencyRecorder()
         self.stop = threading.Event()
         self.error: BaseException | None = None
@@ -127,27 +143,58 @@ class _Loop:
             self.error = exc
         self.stop.set()
 
-    def infer_loop(self) -> None:
+    def _frames(self) -> Iterator[Frame]:
+        """Frames from the source, stamped ``queue``, until the end, the stop event or max_frames."""
+        taken = 0
+        while not self.stop.is_set():
+            frame = self.source.read()
+            if frame is None:
+                return
+            frame.timeline.stamp(QUEUE)
+            yield frame
+            taken += 1
+            if self.max_frames is not None and taken >= self.max_frames:
+                return
+
+    def preprocess_loop(self) -> None:
+        prepare = self.processor.prepare  # type: ignore[attr-defined]
         try:
-            while not self.stop.is_set():
-                frame = self.source.read()
-                if frame is None:
-                    break
-                frame.timeline.stamp(QUEUE)
-                output = self.processor(frame)
-                self._put(Result(frame, output))
-                self.inferred += 1
-                if self.max_frames is not None and self.inferred >= self.max_frames:
-                    break
+            for frame in self._frames():
+                self._put(self.prepared, prepare(frame))
         except BaseException as exc:  # handed to the main thread, which re-raises it
             self.fail(exc)
         finally:
-            self._put(_END)
+            self._put(self.prepared, _END)
 
-    def _put(self, item: Result | None) -> None:
+    def _inputs(self) -> Iterator[Any]:
+        if not self.split:
+            yield from self._frames()
+            return
         while not self.stop.is_set():
             try:
-                self.results.put(item, timeout=0.1)
+                item = self.prepared.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if item is _END:
+                return
+            yield item
+
+    def infer_loop(self) -> None:
+        run = self.processor.complete if self.split else self.processor  # type: ignore[attr-defined]
+        try:
+            for item in self._inputs():
+                output = run(item)
+                self._put(self.results, Result(item.frame if self.split else item, output))
+                self.inferred += 1
+        except BaseException as exc:  # handed to the main thread, which re-raises it
+            self.fail(exc)
+        finally:
+            self._put(self.results, _END)
+
+    def _put(self, q: queue.Queue[Any], item: Any) -> None:
+        while not self.stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
                 return
             except queue.Full:
                 continue
@@ -184,6 +231,8 @@ def run_loop(source: Source, processor: Callable[[Frame], Output], *, sinks: Seq
     loop = _Loop(source, processor, sinks, annotator, max_frames, on_result, queue_size)
     threads = [threading.Thread(target=loop.infer_loop, name="inference", daemon=True),
                threading.Thread(target=loop.output_loop, name="output", daemon=True)]
+    if loop.split:
+        threads.insert(0, threading.Thread(target=loop.preprocess_loop, name="preprocess", daemon=True))
     interrupted = False
     t_start = time.perf_counter()
     try:

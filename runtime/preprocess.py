@@ -38,10 +38,14 @@ class Transform:
 class Preprocessor:
     """Callable: BGR uint8 HxWx3 image -> (tensor shaped like ``spec``, Transform).
 
-    The returned tensor is a buffer reused on the next call: copy it if you keep it.
+    The returned tensor is one of ``buffers`` output buffers used in turn: it stays
+    valid for the next ``buffers - 1`` calls, so a pipeline can preprocess frame
+    N + 1 while frame N is still being inferred (3 buffers suffice with a
+    one-slot queue between the two stages). Copy it if you keep it longer.
     """
 
-    def __init__(self, spec: TensorSpec, cfg: dict[str, Any], hw: tuple[int, int] | None = None) -> None:
+    def __init__(self, spec: TensorSpec, cfg: dict[str, Any], hw: tuple[int, int] | None = None,
+                 buffers: int = 1) -> None:
         self.layout = str(cfg["layout"]).upper()
         if self.layout not in ("NCHW", "NHWC"):
             raise BundleError(f"preprocess.layout {self.layout!r} must be NCHW or NHWC")
@@ -71,7 +75,9 @@ class Preprocessor:
         self.a = float(cfg["scale"]) / std
         self.b = -np.asarray(cfg["mean"], np.float32) / std
         shape = (1, 3, self.h, self.w) if self.layout == "NCHW" else (1, self.h, self.w, 3)
-        self.out = np.empty(shape, self.dtype)
+        self._outs = [np.empty(shape, self.dtype) for _ in range(max(1, buffers))]
+        self._next = 0
+        self.out = self._outs[0]
         self.canvas = np.empty((self.h, self.w, 3), np.uint8)
         self._src_hw: tuple[int, int] | None = None
         self._transform = Transform(1.0, 1.0, 0.0, 0.0)
@@ -111,6 +117,8 @@ class Preprocessor:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise BundleError(f"expected an HxWx3 uint8 BGR image, got {image.dtype} {image.shape}")
         resized = self.resize(image)
+        self.out = self._outs[self._next]
+        self._next = (self._next + 1) % len(self._outs)
         if self.dtype == np.uint8:
             self._copy_uint8(resized)
             return self.out, self._transform

@@ -11,7 +11,16 @@ from runtime.bundle import load_bundle
 from runtime.draw import Annotator
 from runtime.engines import load_engine
 from runtime.errors import DeviceError, EngineError
-from runtime.frame import CAPTURE, INFER, POSTPROCESS, PREPROCESS, Detections, Frame, SegMap
+from runtime.frame import (
+    CAPTURE,
+    HANDOFF,
+    INFER,
+    POSTPROCESS,
+    PREPROCESS,
+    Detections,
+    Frame,
+    SegMap,
+)
 from runtime.processor import make_processor
 
 
@@ -22,7 +31,7 @@ def test_processor_stamps_every_stage_in_order(bundles: dict[str, Path]) -> None
     out = proc(frame)
     assert isinstance(out, SegMap) and out.class_ids.shape == (128, 256)
     names = [s for s, _ in frame.timeline.stamps]
-    assert names == [CAPTURE, PREPROCESS, INFER, POSTPROCESS]
+    assert names == [CAPTURE, PREPROCESS, HANDOFF, INFER, POSTPROCESS]
     times = [t for _, t in frame.timeline.stamps]
     assert times == sorted(times) and frame.timeline.latency_ms() >= 0
 
