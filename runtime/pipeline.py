@@ -105,7 +105,7 @@ class LatencyReport:
         """The terminal summary: one row per stage and end to end, then FPS and drops."""
         named = [*self.stages_ms.items(), ("capture->result", self.capture_to_result_ms),
                  ("capture->output", self.capture_to_output_ms)]
-        rows = [format_row(name, s) if s["n"] else f"{name:<14} (no samples)" for name, s in named]
+        rows = [format_row(name, s) if s["n"] else f"{name:<16} (no samples)" for name, s in named]
         rows.append(f"{self.frames} frames in {self.wall_s:.2f} s: {self.fps:.1f} FPS, "
                     f"{self.dropped} dropped by the source ({self.stopped})")
         return "\n".join(rows)

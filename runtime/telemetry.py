@@ -28,5 +28,5 @@ def summarize_ms(samples_ms: Iterable[float]) -> dict[str, float]:
 
 def format_row(name: str, s: dict[str, float]) -> str:
     """One aligned text line of a summary, for terminal reports."""
-    return (f"{name:<14} p50 {s['p50']:8.2f}  p90 {s['p90']:8.2f}  p99 {s['p99']:8.2f}  "
+    return (f"{name:<16} p50 {s['p50']:8.2f}  p90 {s['p90']:8.2f}  p99 {s['p99']:8.2f}  "
             f"max {s['max']:8.2f} ms  (n={s['n']})")
