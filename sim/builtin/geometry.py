@@ -17,7 +17,7 @@ from sim.builtin.scenario import SceneryConfig
 from sim.tags import TAG_IDS
 
 STRAIGHT_STEP_M = 20.0
-CURVED_STEP_M = 2.5
+CURVED_STEP_M = 4.0
 DASH_M, DASH_PERIOD_M, LINE_W_M = 3.0, 9.0, 0.15
 STRIPED, CONTINUOUS = 1, 2  # highway_env.road.lane.LineType; 3 (CONTINUOUS_LINE) draws like 2
 

@@ -74,6 +74,33 @@ class Renderer:
         ok = (fwd > -radii) & (fwd < self.far_m + radii) & (side < fwd * self._tan_half + radii * 1.5)
         return np.flatnonzero(ok)
 
+    def _batch_pixels(self, cam: np.ndarray) -> list[np.ndarray | None]:
+        """(K, V, 3) camera-frame convex polygons -> fixed-point pixels per polygon or None.
+
+        The common case (in front of the camera, inside the guard band) is projected
+        in one batch; only polygons crossing the near plane or the band are clipped.
+        """
+        if not len(cam):
+            return []
+        z = cam[..., 2]
+        front, behind = (z >= NEAR_M).all(axis=1), (z < NEAR_M).all(axis=1)
+        px = self.camera.project(np.where((z < NEAR_M)[..., None], NEAR_M, cam))
+        lo, hi_x, hi_y = self._guard
+        x, y = px[..., 0], px[..., 1]
+        inband = (px >= lo).all(axis=(1, 2)) & (x <= hi_x).all(axis=1) & (y <= hi_y).all(axis=1)
+        h, w = self.labels.shape
+        outside = front & ((x < 0).all(axis=1) | (x > w).all(axis=1) | (y < 0).all(axis=1) | (y > h).all(axis=1))
+        fixed = np.round(px * (1 << SHIFT)).astype(np.int32)
+        out: list[np.ndarray | None] = []
+        for k in range(len(cam)):
+            if behind[k] or outside[k]:
+                out.append(None)
+            elif front[k] and inband[k]:
+                out.append(fixed[k])
+            else:
+                out.append(self._pixels(cam[k]))
+        return out
+
     def _pixels(self, cam_poly: np.ndarray) -> np.ndarray | None:
         """(N, 3) camera-frame convex polygon -> int32 fixed-point pixels, or None if unseen."""
         if (cam_poly[:, 2] < NEAR_M).any():
@@ -98,13 +125,13 @@ class Renderer:
         if layer.rgb is not None:
             dist = np.linalg.norm(layer.centres[idx] - self.camera.position[:2], axis=1)
             colours = self.look.finish(layer.rgb[idx], dist)
-        for k in range(len(idx)):
-            px = self._pixels(cam[k])
+        cols = None if colours is None else colours.tolist()
+        for k, px in enumerate(self._batch_pixels(cam)):
             if px is None:
                 continue
             cv2.fillConvexPoly(self.labels, px, layer.tag, cv2.LINE_8, SHIFT)
-            if colours is not None:
-                cv2.fillConvexPoly(self.rgb, px, colours[k].tolist(), cv2.LINE_8, SHIFT)
+            if cols is not None:
+                cv2.fillConvexPoly(self.rgb, px, cols[k], cv2.LINE_8, SHIFT)
 
     def _draw_boxes(self, props: BoxSet, vehicles: BoxSet) -> dict[int, list[int]]:
         """Draw props and vehicles far to near; returns pixel ROIs (x0, y0, x1, y1) per actor."""
@@ -119,18 +146,20 @@ class Renderer:
         normals = _rotate(_NORMALS[None], boxes.yaw[:, None])  # (N, 5, 3)
         seen = np.einsum("nfk,nfk->nf", faces.mean(axis=2) - self.camera.position, normals) < 0
         colours = self._shade(boxes, normals)  # (N, 5, 3)
+        nn, ff = np.nonzero(seen[order])
+        nn = order[nn]
+        pixels = self._batch_pixels(cam[nn[:, None], _FACES[ff]])
         rois: dict[int, list[int]] = {}
-        for n in order:
-            aid = int(boxes.actor_id[n])
-            for f in np.flatnonzero(seen[n]):
-                px = self._pixels(cam[n, _FACES[f]])
-                if px is None:
-                    continue
-                cv2.fillConvexPoly(self.rgb, px, colours[n, f].tolist(), cv2.LINE_8, SHIFT)
-                cv2.fillConvexPoly(self.labels, px, int(boxes.tag[n]), cv2.LINE_8, SHIFT)
-                cv2.fillConvexPoly(self.instances, px, max(aid, 0), cv2.LINE_8, SHIFT)
-                if aid > 0:
-                    _grow(rois, aid, px >> SHIFT)
+        tags, aids, cols = boxes.tag.tolist(), boxes.actor_id.tolist(), colours.tolist()
+        for n, f, px in zip(nn.tolist(), ff.tolist(), pixels, strict=True):
+            if px is None:
+                continue
+            aid = aids[n]
+            cv2.fillConvexPoly(self.rgb, px, cols[n][f], cv2.LINE_8, SHIFT)
+            cv2.fillConvexPoly(self.labels, px, tags[n], cv2.LINE_8, SHIFT)
+            cv2.fillConvexPoly(self.instances, px, max(aid, 0), cv2.LINE_8, SHIFT)
+            if aid > 0:
+                _grow(rois, aid, px >> SHIFT)
         return rois
 
     def _shade(self, boxes: BoxSet, normals: np.ndarray) -> np.ndarray:
