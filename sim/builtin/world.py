@@ -126,6 +126,12 @@ class BuiltinSimulator(Simulator):
             off_road=not ego.on_road,
         )
 
+    def observe(self) -> Observation:
+        """Render the current state again without stepping (no events); for tests and tools."""
+        if self.env is None or self.seed is None:
+            raise SimulatorError("observe() before reset(): call reset(seed) first")
+        return self._observe(Events())
+
     def _observe(self, events: Events) -> Observation:
         ego = self.ego
         x, y = to_world(ego.position)
@@ -136,13 +142,14 @@ class BuiltinSimulator(Simulator):
         else:
             image, labels, boxes = self._blank, None, ()
         sim_time = self.frame / self.config.frequency_hz
+        completion = float(np.clip(self.progress_m / max(self.route_length_m, 1e-6), 0.0, 1.0))
         info = {
-            "route_completion": float(np.clip(self.progress_m / max(self.route_length_m, 1e-6), 0.0, 1.0)),
+            "route_completion": completion,
             "distance_m": self.distance_m,
             "progress_m": self.progress_m,
             "route_length_m": self.route_length_m,
             "terminated": bool(ego.crashed),
-            "truncated": sim_time >= self.config.duration_s,
+            "truncated": sim_time >= self.config.duration_s or completion >= 1.0,
             "scenario": self.config.name,
             "seed": self.seed,
         }
