@@ -86,11 +86,15 @@ def generate(cfg: DatagenConfig, progress: bool = True) -> dict:
     coco = _coco_skeleton()
     episodes: list[dict] = []
     bar = tqdm(total=cfg.frames, unit="frame", disable=not progress, desc="datagen")
+    saved = 0
     with make_simulator(cfg.sim, scenario=cfg.scenario, camera=camera) as sim:
-        while bar.n < cfg.frames:
+        while saved < cfg.frames:
             e = len(episodes)
-            n = _episode(sim, driver, cfg, e, min(cfg.per_episode(), cfg.frames - bar.n), coco, bar)
+            n = _episode(sim, driver, cfg, e, min(cfg.per_episode(), cfg.frames - saved), coco, bar)
+            saved += n
             episodes.append({"episode": e, "seed": cfg.episode_seed(e), "split": cfg.split(e), "frames": n})
+            if e >= 10 * cfg.frames:
+                raise EdgepilotError(f"{cfg.scenario}: episodes end before any frame is saved", exit_code=1)
     bar.close()
     used = sorted({a["category_id"] for a in coco["annotations"]} | {TAG_IDS["Car"]})
     coco["categories"] = [{"id": t, "name": CARLA_TAGS[t][0], "supercategory": "vehicle"} for t in used]
