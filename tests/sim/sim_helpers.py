@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from sim.types import CameraConfig
+
+if TYPE_CHECKING:
+    from sim.builtin.world import BuiltinSimulator
 
 SMALL = CameraConfig(width=256, height=128)
 
