@@ -1,0 +1,62 @@
+"""Score the privileged scripted driver: 20 seeded episodes per scenario, no camera.
+
+  PYTHONPATH=. python benchmarks/eval_driver.py
+Writes benchmarks/results/baseline_driver.json (per-episode and mean scores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+from importlib import metadata
+from pathlib import Path
+
+from sim.builtin.world import BuiltinSimulator
+from sim.driver import ScriptedDriver
+from sim.metrics import EpisodeMeter, EpisodeScore, summarise
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SCENARIOS = ("highway", "racetrack", "roundabout", "merge")
+
+
+def run_episode(sim: BuiltinSimulator, driver: ScriptedDriver, seed: int) -> dict:
+    obs = sim.reset(seed)
+    driver.reset(seed)
+    meter = EpisodeMeter()
+    while not (obs.info["terminated"] or obs.info["truncated"]):
+        obs = sim.step(driver.act(sim.privileged(), obs.ego))
+        meter.update(obs)
+    return {"seed": seed, **meter.score().to_dict()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--scenarios", nargs="+", default=list(SCENARIOS))
+    p.add_argument("--first-seed", type=int, default=1000)
+    p.add_argument("--out", type=Path, default=RESULTS / "baseline_driver.json")
+    args = p.parse_args()
+    report: dict = {
+        "driver": "sim.driver.ScriptedDriver (privileged, pure pursuit + gap keeping, no noise)",
+        "episodes_per_scenario": args.episodes,
+        "seeds": [args.first_seed, args.first_seed + args.episodes - 1],
+        "versions": {"highway-env": metadata.version("highway-env")},
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "scenarios": {},
+    }
+    driver = ScriptedDriver()
+    for name in args.scenarios:
+        with BuiltinSimulator(name, render=False) as sim:
+            rows = [run_episode(sim, driver, args.first_seed + i) for i in range(args.episodes)]
+        summary = summarise([EpisodeScore(**{k: v for k, v in r.items() if k != "seed"}) for r in rows])
+        report["scenarios"][name] = {"mean": summary, "episodes": rows}
+        print(f"{name}: driving score {summary['driving_score']:.3f}, route completion "
+              f"{summary['route_completion']:.3f}, collisions/km {summary['collisions_per_km']:.2f}, "
+              f"off-road {summary['off_road_share']:.3f}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+"""Rasterise the builtin world: RGB, CARLA-tag labels and occlusion-aware 2D boxes.
+
+One pass of draw calls writes all three buffers, so labels and boxes agree with
+the RGB pixel for pixel. Ground quads are drawn first (flat world: nothing on
+the ground can hide an object), then boxes far to near (painter's algorithm).
+Boxes are read back from the instance buffer, so a hidden vehicle has none.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from sim.builtin.appearance import NOISE_FRAMES, Appearance, Backdrop
+from sim.builtin.camera import NEAR_M, PinholeCamera, clip_near, clip_rect
+from sim.builtin.geometry import BoxSet, GroundLayer, StaticWorld
+from sim.tags import TAG_IDS
+from sim.types import Box2D
+
+SHIFT = 4  # sub-pixel bits for cv2.fillConvexPoly
+# box corners: bottom 0..3 then top 4..7, each (+l,+w), (+l,-w), (-l,-w), (-l,+w) in the box frame
+_CORNER_SIGNS = np.array([[1, 1], [1, -1], [-1, -1], [-1, 1]], dtype=np.float64)
+_FACES = np.array([[0, 1, 5, 4], [2, 3, 7, 6], [3, 0, 4, 7], [1, 2, 6, 5], [4, 5, 6, 7]])
+_NORMALS = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1]], dtype=np.float64)
+
+
+class Renderer:
+    """Owns the frame buffers for one camera; ``begin_episode`` then ``render`` per frame."""
+
+    def __init__(self, camera: PinholeCamera, far_m: float = 180.0) -> None:
+        self.camera, self.far_m = camera, far_m
+        h, w = camera.height, camera.width
+        self.rgb = np.zeros((h, w, 3), np.uint8)
+        self.labels = np.zeros((h, w), np.uint8)
+        self.instances = np.zeros((h, w), np.uint16)
+        self._guard = (-2.0 * w, 3.0 * w, 3.0 * h)  # lo, hi_x, hi_y of the rasterisable band
+        self._tan_half = (w / 2) / camera.fx
+        self.world: StaticWorld | None = None
+        self.look: Appearance | None = None
+        self.backdrop: Backdrop | None = None
+
+    def begin_episode(self, world: StaticWorld, look: Appearance, backdrop: Backdrop) -> None:
+        self.world, self.look, self.backdrop = world, look, backdrop
+
+    def render(self, pose: tuple[float, float, float], vehicles: BoxSet, frame: int
+               ) -> tuple[np.ndarray, np.ndarray, tuple[Box2D, ...]]:
+        """Draw the frame seen from ego ``pose`` (x_m, y_m, heading_rad).
+
+        Returns copies of (HxWx3 uint8 RGB, HxW uint8 tag ids, boxes). ``vehicles``
+        carries actor ids >= 1; their boxes come back sorted by actor id.
+        """
+        assert self.world is not None and self.look is not None and self.backdrop is not None
+        self.camera.set_pose(*pose)
+        np.copyto(self.rgb, self.backdrop.rgb)
+        np.copyto(self.labels, self.backdrop.labels)
+        self.instances.fill(0)
+        self._draw_ground(self.world.road)
+        self._draw_ground(self.world.sidewalks)
+        mask = cv2.compare(self.labels, TAG_IDS["Roads"], cv2.CMP_EQ)
+        cv2.copyTo(self.backdrop.road_rgb, mask, self.rgb)
+        self._draw_ground(self.world.lines)
+        rois = self._draw_boxes(self.world.props, vehicles)
+        boxes = self._read_boxes(rois, vehicles)
+        self._finish(frame)
+        return self.rgb.copy(), self.labels.copy(), boxes
+
+    def _visible(self, centres: np.ndarray, radii: np.ndarray) -> np.ndarray:
+        """Indices of things whose bounding circle may fall inside the view frustum."""
+        cam = self.camera
+        rel = centres - cam.position[:2]
+        fwd_axis = cam._rot[2, :2] / max(np.linalg.norm(cam._rot[2, :2]), 1e-9)
+        fwd = rel @ fwd_axis
+        side = np.abs(rel @ np.array([-fwd_axis[1], fwd_axis[0]]))
+        ok = (fwd > -radii) & (fwd < self.far_m + radii) & (side < fwd * self._tan_half + radii * 1.5)
+        return np.flatnonzero(ok)
+
+    def _batch_pixels(self, cam: np.ndarray) -> list[np.ndarray | None]:
+        """(K, V, 3) camera-frame convex polygons -> fixed-point pixels per polygon or None.
+
+        The common case (in front of the camera, inside the guard band) is projected
+        in one batch; only polygons crossing the near plane or the band are clipped.
+        """
+        if not len(cam):
+            return []
+        z = cam[..., 2]
+        front, behind = (z >= NEAR_M).all(axis=1), (z < NEAR_M).all(axis=1)
+        px = self.camera.project(np.where((z < NEAR_M)[..., None], NEAR_M, cam))
+        lo, hi_x, hi_y = self._guard
+        x, y = px[..., 0], px[..., 1]
+        inband = (px >= lo).all(axis=(1, 2)) & (x <= hi_x).all(axis=1) & (y <= hi_y).all(axis=1)
+        h, w = self.labels.shape
+        outside = front & ((x < 0).all(axis=1) | (x > w).all(axis=1) | (y < 0).all(axis=1) | (y > h).all(axis=1))
+        fixed = np.round(px * (1 << SHIFT)).astype(np.int32)
+        out: list[np.ndarray | None] = []
+        for k in range(len(cam)):
+            if behind[k] or outside[k]:
+                out.append(None)
+            elif front[k] and inband[k]:
+                out.append(fixed[k])
+            else:
+                out.append(self._pixels(cam[k]))
+        return out
+
+    def _pixels(self, cam_poly: np.ndarray) -> np.ndarray | None:
+        """(N, 3) camera-frame convex polygon -> int32 fixed-point pixels, or None if unseen."""
+        if (cam_poly[:, 2] < NEAR_M).any():
+            cam_poly = clip_near(cam_poly)
+            if len(cam_poly) < 3:
+                return None
+        px = self.camera.project(cam_poly)
+        lo, hi_x, hi_y = self._guard
+        if (px < lo).any() or (px[:, 0] > hi_x).any() or (px[:, 1] > hi_y).any():
+            px = clip_rect(px, lo, hi_x, hi_y)
+            if len(px) < 3:
+                return None
+        return np.round(px * (1 << SHIFT)).astype(np.int32)
+
+    def _draw_ground(self, layer: GroundLayer) -> None:
+        idx = self._visible(layer.centres, layer.radii)
+        if not len(idx):
+            return
+        polys = layer.polys[idx]
+        cam = self.camera.to_camera(np.concatenate([polys, np.zeros(polys.shape[:2] + (1,))], axis=2))
+        colours = None
+        if layer.rgb is not None:
+            dist = np.linalg.norm(layer.centres[idx] - self.camera.position[:2], axis=1)
+            colours = self.look.finish(layer.rgb[idx], dist)
+        cols = None if colours is None else colours.tolist()
+        for k, px in enumerate(self._batch_pixels(cam)):
+            if px is None:
+                continue
+            cv2.fillConvexPoly(self.labels, px, layer.tag, cv2.LINE_8, SHIFT)
+            if cols is not None:
+                cv2.fillConvexPoly(self.rgb, px, cols[k], cv2.LINE_8, SHIFT)
+
+    def _draw_boxes(self, props: BoxSet, vehicles: BoxSet) -> dict[int, list[int]]:
+        """Draw props and vehicles far to near; returns pixel ROIs (x0, y0, x1, y1) per actor."""
+        sel = self._visible(props.centre, np.hypot(props.half_len, props.half_wid))
+        boxes = _concat(_take(props, sel), vehicles)
+        if not len(boxes):
+            return {}
+        corners = _corners(boxes)  # (N, 8, 3) world
+        cam = self.camera.to_camera(corners)
+        order = np.argsort(-_sort_key(boxes, self.camera.position), kind="stable")
+        faces = corners[:, _FACES]  # (N, 5, 4, 3)
+        normals = _rotate(_NORMALS[None], boxes.yaw[:, None])  # (N, 5, 3)
+        seen = np.einsum("nfk,nfk->nf", faces.mean(axis=2) - self.camera.position, normals) < 0
+        colours = self._shade(boxes, normals)  # (N, 5, 3)
+        nn, ff = np.nonzero(seen[order])
+        nn = order[nn]
+        pixels = self._batch_pixels(cam[nn[:, None], _FACES[ff]])
+        rois: dict[int, list[int]] = {}
+        tags, aids, cols = boxes.tag.tolist(), boxes.actor_id.tolist(), colours.tolist()
+        for n, f, px in zip(nn.tolist(), ff.tolist(), pixels, strict=True):
+            if px is None:
+                continue
+            aid = aids[n]
+            cv2.fillConvexPoly(self.rgb, px, cols[n][f], cv2.LINE_8, SHIFT)
+            cv2.fillConvexPoly(self.labels, px, tags[n], cv2.LINE_8, SHIFT)
+            cv2.fillConvexPoly(self.instances, px, max(aid, 0), cv2.LINE_8, SHIFT)
+            if aid > 0:
+                _grow(rois, aid, px >> SHIFT)
+        return rois
+
+    def _shade(self, boxes: BoxSet, normals: np.ndarray) -> np.ndarray:
+        """(N, 5, 3) lit, fogged face colours: Lambert shading from the episode's sun."""
+        look = self.look
+        lambert = np.clip(normals @ np.array(look.sun_dir), 0.0, 1.0)
+        intensity = 0.5 + 0.5 * lambert
+        dist = np.linalg.norm(boxes.centre - self.camera.position[:2], axis=1)
+        return look.finish(boxes.rgb[:, None] * intensity[..., None], dist[:, None])
+
+    def _read_boxes(self, rois: dict[int, list[int]], vehicles: BoxSet) -> tuple[Box2D, ...]:
+        """A box per actor around its visible pixels in the instance buffer."""
+        h, w = self.labels.shape
+        tags = dict(zip(vehicles.actor_id.tolist(), vehicles.tag.tolist(), strict=True))
+        out = []
+        for aid in sorted(rois):
+            x0, y0, x1, y1 = rois[aid]
+            x0, y0, x1, y1 = max(x0 - 1, 0), max(y0 - 1, 0), min(x1 + 2, w), min(y1 + 2, h)
+            if x0 >= x1 or y0 >= y1:
+                continue
+            hit = self.instances[y0:y1, x0:x1] == aid
+            rows, cols = np.flatnonzero(hit.any(axis=1)), np.flatnonzero(hit.any(axis=0))
+            if len(rows):
+                out.append(Box2D(tags[aid], float(x0 + cols[0]), float(y0 + rows[0]),
+                                 float(x0 + cols[-1] + 1), float(y0 + rows[-1] + 1), aid))
+        return tuple(out)
+
+    def _finish(self, frame: int) -> None:
+        """Camera effects on the RGB only: lens blur and sensor noise."""
+        look, bd = self.look, self.backdrop
+        if look.blur_sigma_px > 0:
+            cv2.GaussianBlur(self.rgb, (0, 0), look.blur_sigma_px, dst=self.rgb)
+        k = frame % NOISE_FRAMES
+        cv2.add(self.rgb, bd.noise_add[k], dst=self.rgb)
+        cv2.subtract(self.rgb, bd.noise_sub[k], dst=self.rgb)
+
+
+def _grow(rois: dict[int, list[int]], aid: int, px: np.ndarray) -> None:
+    x0, y0 = px.min(axis=0)
+    x1, y1 = px.max(axis=0)
+    r = rois.get(aid)
+    rois[aid] = [int(x0), int(y0), int(x1), int(y1)] if r is None else [
+        min(r[0], int(x0)), min(r[1], int(y0)), max(r[2], int(x1)), max(r[3], int(y1))]
+
+
+def _rotate(v: np.ndarray, yaw: np.ndarray) -> np.ndarray:
+    """Rotate (..., 3) vectors about z by ``yaw`` (broadcast)."""
+    c, s = np.cos(yaw), np.sin(yaw)
+    return np.stack([c * v[..., 0] - s * v[..., 1], s * v[..., 0] + c * v[..., 1],
+                     np.broadcast_to(v[..., 2], np.broadcast_shapes(v[..., 2].shape, c.shape))],
+                    axis=-1)
+
+
+def _corners(b: BoxSet) -> np.ndarray:
+    """(N, 8, 3) world corners of the boxes."""
+    local = _CORNER_SIGNS[None] * np.stack([b.half_len, b.half_wid], axis=1)[:, None]  # (N, 4, 2)
+    c, s = np.cos(b.yaw)[:, None], np.sin(b.yaw)[:, None]
+    x = b.centre[:, 0:1] + c * local[..., 0] - s * local[..., 1]
+    y = b.centre[:, 1:2] + s * local[..., 0] + c * local[..., 1]
+    bottom = np.stack([x, y, np.broadcast_to(b.z0[:, None], x.shape)], axis=2)
+    top = np.stack([x, y, np.broadcast_to(b.z1[:, None], x.shape)], axis=2)
+    return np.concatenate([bottom, top], axis=1)
+
+
+def _sort_key(b: BoxSet, cam_pos: np.ndarray) -> np.ndarray:
+    """Distance from the camera to the nearest point of each footprint (m).
+
+    Parts of one vehicle are consecutive rows with one actor id; a later part (the
+    cabin) gets a hair less than the part before it, so it is painted over the body
+    it sits on.
+    """
+    rel = cam_pos[:2] - b.centre
+    c, s = np.cos(b.yaw), np.sin(b.yaw)
+    lx, ly = c * rel[:, 0] + s * rel[:, 1], -s * rel[:, 0] + c * rel[:, 1]
+    dx = np.abs(lx) - np.minimum(np.abs(lx), b.half_len)
+    dy = np.abs(ly) - np.minimum(np.abs(ly), b.half_wid)
+    key = np.hypot(dx, dy)
+    later = np.flatnonzero((b.actor_id[1:] == b.actor_id[:-1]) & (b.actor_id[1:] > 0)) + 1
+    key[later] = key[later - 1] - 1e-3
+    return key
+
+
+def _take(b: BoxSet, idx: np.ndarray) -> BoxSet:
+    return BoxSet(*(getattr(b, f)[idx] for f in BoxSet.__slots__))
+
+
+def _concat(a: BoxSet, b: BoxSet) -> BoxSet:
+    return BoxSet(*(np.concatenate([getattr(a, f), getattr(b, f)]) for f in BoxSet.__slots__))

@@ -1,0 +1,122 @@
+"""The ego's route through highway-env's lane graph and the privileged view along it.
+
+All public results are in our world frame (x east, y north, heading ccw); the
+lane graph itself lives in highway-env's frame (y down), converted here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.builtin.geometry import to_world
+
+PATH_STEP_M = 2.0
+PATH_LENGTH_M = 60.0
+CORRIDOR_M = 2.0  # a vehicle this close to the path ahead counts as in the way
+
+
+@dataclass(frozen=True, slots=True)
+class Privileged:
+    """Ground truth for the scripted driver; lateral > 0 means the ego is left of centre."""
+
+    lateral_offset_m: float
+    heading_error_rad: float  # ego heading minus lane heading, ccw positive
+    lane_heading_rad: float
+    curvature_ahead_1pm: float  # max |curvature| of the path ahead, signed, left positive
+    path_xy: np.ndarray  # (K, 2) world points on the lane centre ahead, PATH_STEP_M apart
+    lead_gap_m: float  # bumper to bumper; inf when the path ahead is clear
+    lead_speed_mps: float
+    ego_speed_mps: float
+    target_speed_mps: float
+
+
+def wrap(angle: float) -> float:
+    return (angle + math.pi) % (2 * math.pi) - math.pi
+
+
+class Route:
+    """Follows the lane graph from the ego's start, optionally towards a destination node."""
+
+    def __init__(self, network, start_index: tuple, destination: str = "") -> None:
+        self.network = network
+        self.edges: list[tuple] = []
+        if destination:
+            nodes = [start_index[0]] + network.shortest_path(start_index[1], destination)
+            self.edges = [(a, b, None) for a, b in zip(nodes[:-1], nodes[1:], strict=False)]
+
+    def length_from(self, lane_index: tuple, s_m: float) -> float:
+        """Metres of route left from ``s_m`` on ``lane_index`` to the destination."""
+        total, found = 0.0, False
+        for a, b, _ in self.edges:
+            found = found or (a, b) == lane_index[:2]
+            if found:
+                total += self.network.get_lane((a, b, lane_index[2] if (a, b) == lane_index[:2] else 0)).length
+        return max(total - s_m, 0.0)
+
+    def _remaining(self, lane_index: tuple) -> list[tuple] | None:
+        for i, (a, b, _) in enumerate(self.edges):
+            if (a, b) == lane_index[:2]:
+                return list(self.edges[i:])
+        return None
+
+    def path(self, lane_index: tuple, position_hw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Lane-centre points (K, 2) and headings (K,) ahead, in highway-env's frame."""
+        lane = self.network.get_lane(lane_index)
+        s = lane.local_coordinates(position_hw)[0]
+        route = self._remaining(lane_index)
+        pts, heads = [], []
+        for _ in range(int(PATH_LENGTH_M / PATH_STEP_M)):
+            s += PATH_STEP_M
+            while s > lane.length:
+                nxt = self.network.next_lane(lane_index, route=route, position=lane.position(lane.length, 0))
+                if nxt == lane_index:
+                    break  # the road ends: extrapolate the last lane
+                s -= lane.length
+                lane_index, lane = nxt, self.network.get_lane(nxt)
+            pts.append(lane.position(s, 0.0))
+            heads.append(lane.heading_at(s))
+        return np.array(pts), np.array(heads)
+
+
+def privileged_view(ego, road, route: Route, target_speed_mps: float) -> Privileged:
+    """What a driver with perfect knowledge sees, computed from highway-env's state."""
+    lane = ego.lane
+    s, lat = lane.local_coordinates(ego.position)
+    lane_heading = -lane.heading_at(s)
+    path_hw, heads_hw = route.path(ego.lane_index, ego.position)
+    path = to_world(path_hw)
+    heads = -np.unwrap(np.concatenate([[lane.heading_at(s)], heads_hw]))
+    curv = np.diff(heads) / PATH_STEP_M
+    k = curv[np.argmax(np.abs(curv))] if len(curv) else 0.0
+    gap, lead_speed = _lead(ego, road, path_hw)
+    return Privileged(
+        lateral_offset_m=-float(lat),
+        heading_error_rad=wrap(-ego.heading - lane_heading),
+        lane_heading_rad=wrap(lane_heading),
+        curvature_ahead_1pm=float(k),
+        path_xy=path,
+        lead_gap_m=gap,
+        lead_speed_mps=lead_speed,
+        ego_speed_mps=float(ego.speed),
+        target_speed_mps=target_speed_mps,
+    )
+
+
+def _lead(ego, road, path_hw: np.ndarray) -> tuple[float, float]:
+    """Gap (m) to and speed of the nearest vehicle on the path ahead, or (inf, 0)."""
+    others = [v for v in road.vehicles if v is not ego] + list(road.objects)
+    if not others or not len(path_hw):
+        return math.inf, 0.0
+    pos = np.array([v.position for v in others])  # (V, 2)
+    d = np.linalg.norm(pos[:, None] - path_hw[None], axis=2)  # (V, K)
+    near = d.min(axis=1) < CORRIDOR_M + np.array([v.WIDTH / 2 for v in others])
+    if not near.any():
+        return math.inf, 0.0
+    along = (d.argmin(axis=1) + 1) * PATH_STEP_M
+    along = np.where(near, along, np.inf)
+    i = int(np.argmin(along))
+    gap = along[i] - (ego.LENGTH + others[i].LENGTH) / 2
+    return float(max(gap, 0.0)), float(getattr(others[i], "speed", 0.0))

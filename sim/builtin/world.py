@@ -1,0 +1,200 @@
+"""BuiltinSimulator: highway-env traffic and roads, our camera, CARLA-style ground truth.
+
+Per step: apply the control to highway-env's ego for one simulation tick, then
+render RGB, labels and boxes from the same draw calls, and report events and
+route progress. ``render=False`` skips the camera for fast metric-only runs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from runtime.errors import SimulatorError
+from sim.builtin.appearance import Appearance, build_backdrop
+from sim.builtin.camera import PinholeCamera
+from sim.builtin.geometry import BoxSet, build_static_world, to_world
+from sim.builtin.render import Renderer
+from sim.builtin.route import Privileged, Route, privileged_view, wrap
+from sim.builtin.scenario import ScenarioConfig, load_scenario, make_env
+from sim.tags import TAG_IDS
+from sim.types import CameraConfig, Control, EgoState, Events, Observation, Simulator
+
+GLASS_RGB = np.array([35.0, 45.0, 55.0])
+
+
+class BuiltinSimulator(Simulator):
+    """The embedded world. ``scenario`` is a name in ``configs/sim`` or a ScenarioConfig.
+
+    Options: ``seed`` (first episode's seed; later resets without a seed count up
+    from it), ``render`` (False: a 1x1 black image and no labels, for fast driving
+    metrics), ``far_m`` (draw distance), and any ScenarioConfig field as an override.
+    """
+
+    name = "builtin"
+
+    def __init__(self, scenario: str | ScenarioConfig = "highway", camera: CameraConfig | None = None,
+                 seed: int | None = None, render: bool = True, far_m: float = 180.0,
+                 **overrides: Any) -> None:
+        self.config = scenario if isinstance(scenario, ScenarioConfig) else load_scenario(scenario, **overrides)
+        self.camera_config = camera or CameraConfig()
+        self.render_enabled = render
+        self.camera = PinholeCamera(self.camera_config)
+        self.renderer = Renderer(self.camera, far_m=far_m)
+        self._next_seed = 0 if seed is None else int(seed)
+        self.env = make_env(self.config)
+        self.seed: int | None = None
+        self._blank = np.zeros((1, 1, 3), np.uint8)
+        self._actors: dict[int, tuple[Any, int, int, np.ndarray]] = {}
+
+    # -- episode -----------------------------------------------------------------------------
+
+    def reset(self, seed: int | None = None) -> Observation:
+        """Start an episode; ``seed`` fixes traffic, scenery and appearance."""
+        if self.env is None:
+            raise SimulatorError("the builtin simulator is closed: make a new one")
+        self.seed = self._next_seed if seed is None else int(seed)
+        self._next_seed = self.seed + 1
+        self.env.reset(seed=self.seed)
+        rng = np.random.default_rng([self.seed, 0xB17])
+        self._rng = rng
+        self._actors = {}
+        self._make_trucks(rng)
+        ego = self.ego
+        self.look = Appearance.sample(rng)
+        world = build_static_world(self.env.road, self.config.scenery, self.look, ego.position.copy(), rng)
+        self.renderer.begin_episode(world, self.look, build_backdrop(self.look, self.camera, rng))
+        self.route = Route(self.env.road.network, ego.lane_index, self.config.destination)
+        s0 = ego.lane.local_coordinates(ego.position)[0]
+        self.route_length_m = (self.route.length_from(ego.lane_index, s0) if self.config.destination
+                               else self.config.route_length_m)
+        self.frame, self.progress_m, self.distance_m = 0, 0.0, 0.0
+        self._prev_pos = ego.position.copy()
+        self._prev_lane = ego.lane_index
+        self._was_crashed = False
+        return self._observe(Events())
+
+    def step(self, control: Control) -> Observation:
+        """Advance one tick (1 / frequency_hz seconds) under ``control``."""
+        if self.env is None or self.seed is None:
+            raise SimulatorError("step() before reset(): call reset(seed) first")
+        c = control.clipped()
+        accel = c.throttle * self.config.max_accel_mps2 - c.brake * self.config.max_decel_mps2
+        accel_range = max(self.config.max_accel_mps2, self.config.max_decel_mps2)
+        # highway-env steers positive towards its +y, which is our right: same sign as Control
+        action = np.array([accel / accel_range, c.steer])
+        self.env.time += 1.0 / self.config.frequency_hz
+        self.env._simulate(action)  # env.step would also build a pandas observation and rewards
+        self.frame += 1
+        return self._observe(self._events())
+
+    def close(self) -> None:
+        """Release highway-env; idempotent."""
+        if self.env is not None:
+            self.env.close()
+            self.env = None
+
+    # -- ground truth ------------------------------------------------------------------------
+
+    @property
+    def ego(self) -> Any:
+        return self.env.vehicle
+
+    def privileged(self) -> Privileged:
+        """Lane geometry, lead vehicle and speeds for the scripted baseline driver."""
+        return privileged_view(self.ego, self.env.road, self.route, self.config.target_speed_mps)
+
+    def _events(self) -> Events:
+        ego = self.ego
+        crashed_now = bool(ego.crashed) and not self._was_crashed
+        self._was_crashed = bool(ego.crashed)
+        with_static = any(getattr(o, "crashed", False) for o in self.env.road.objects)
+        lane = ego.lane_index
+        invaded = lane != self._prev_lane and lane in self.env.road.network.all_side_lanes(self._prev_lane)
+        self._prev_lane = lane
+        delta = ego.position - self._prev_pos
+        self._prev_pos = ego.position.copy()
+        heading = ego.lane.heading_at(ego.lane.local_coordinates(ego.position)[0])
+        self.progress_m += float(delta @ np.array([math.cos(heading), math.sin(heading)]))
+        self.distance_m += float(np.linalg.norm(delta))
+        return Events(
+            collision=crashed_now,
+            collision_with=("static" if with_static else "vehicle") if crashed_now else "",
+            lane_invasion=bool(invaded),
+            off_road=not ego.on_road,
+        )
+
+    def observe(self) -> Observation:
+        """Render the current state again without stepping (no events); for tests and tools."""
+        if self.env is None or self.seed is None:
+            raise SimulatorError("observe() before reset(): call reset(seed) first")
+        return self._observe(Events())
+
+    def _observe(self, events: Events) -> Observation:
+        ego = self.ego
+        x, y = to_world(ego.position)
+        heading = wrap(-float(ego.heading))
+        state = EgoState(float(x), float(y), heading, float(ego.speed))
+        if self.render_enabled:
+            image, labels, boxes = self.renderer.render((float(x), float(y), heading), self._vehicle_boxes(), self.frame)
+        else:
+            image, labels, boxes = self._blank, None, ()
+        sim_time = self.frame / self.config.frequency_hz
+        completion = float(np.clip(self.progress_m / max(self.route_length_m, 1e-6), 0.0, 1.0))
+        info = {
+            "route_completion": completion,
+            "distance_m": self.distance_m,
+            "progress_m": self.progress_m,
+            "route_length_m": self.route_length_m,
+            "terminated": bool(ego.crashed),
+            "truncated": sim_time >= self.config.duration_s or completion >= 1.0,
+            "scenario": self.config.name,
+            "seed": self.seed,
+        }
+        return Observation(image, labels, boxes, state, events, sim_time, self.frame, info)
+
+    # -- actors ------------------------------------------------------------------------------
+
+    def _make_trucks(self, rng: np.random.Generator) -> None:
+        """Lengthen a share of the traffic into trucks (highway-env has only 5 m cars)."""
+        for v in self.env.road.vehicles:
+            if v is not self.ego and rng.random() < self.config.truck_share:
+                v.LENGTH, v.WIDTH = float(rng.uniform(8.0, 11.0)), 2.5
+                v.diagonal = math.hypot(v.LENGTH, v.WIDTH)
+
+    def _actor(self, v: Any) -> tuple[Any, int, int, np.ndarray]:
+        """(vehicle, actor id, tag, colour), assigned on first sight in a deterministic order."""
+        entry = self._actors.get(id(v))
+        if entry is None:
+            truck = v.LENGTH > 6.5
+            rgb = self.look.car_colour(self._rng) if not truck else np.array([210.0, 205, 195]) * self._rng.uniform(0.6, 1.1)
+            entry = (v, len(self._actors) + 1, TAG_IDS["Truck" if truck else "Car"], rgb)
+            self._actors[id(v)] = entry
+        return entry
+
+    def _vehicle_boxes(self) -> BoxSet:
+        """Body and cabin boxes of the other vehicles near the camera, plus road obstacles."""
+        ego, rows = self.ego, []
+        far = self.renderer.far_m + 20.0
+        for v in self.env.road.vehicles:
+            if v is ego or np.linalg.norm(v.position - ego.position) > far:
+                continue
+            _, aid, tag, rgb = self._actor(v)
+            x, y = to_world(v.position)
+            yaw, hl, hw = -float(v.heading), v.LENGTH / 2, v.WIDTH / 2
+            if tag == TAG_IDS["Truck"]:
+                rows.append((x, y, yaw, hl, hw, 0.3, 3.4, tag, rgb, aid))
+                cx, cy = x + (hl - 1.0) * math.cos(yaw), y + (hl - 1.0) * math.sin(yaw)
+                rows.append((cx, cy, yaw, 1.0, hw, 0.3, 2.9, tag, GLASS_RGB + 40, aid))
+                continue
+            rows.append((x, y, yaw, hl, hw, 0.2, 0.95, tag, rgb, aid))
+            back = -0.1 * v.LENGTH
+            rows.append((x + back * math.cos(yaw), y + back * math.sin(yaw), yaw, 0.27 * v.LENGTH,
+                         0.88 * hw, 0.95, 1.5, tag, GLASS_RGB, aid))
+        for o in self.env.road.objects:
+            x, y = to_world(o.position)
+            rows.append((x, y, -float(o.heading), o.LENGTH / 2, o.WIDTH / 2, 0.0, 1.0,
+                         TAG_IDS["Static"], np.array([200.0, 120, 40]), -1))
+        return BoxSet.from_rows(rows)

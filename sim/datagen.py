@@ -1,0 +1,178 @@
+"""Dataset generation: images, CARLA-tag label PNGs and COCO boxes from a simulator.
+
+Layout of the output folder:
+  images/<episode>_<frame>.png|jpg   RGB
+  labels/<episode>_<frame>.png       HxW uint8 CARLA tag ids
+  annotations.json                   COCO boxes; each image carries episode and split
+  manifest.json                      seed, scenario, camera, sizes, versions, split per episode
+Splits are whole episodes (never frames of one episode in two splits). The same
+arguments give byte-identical labels and identical COCO JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import shutil
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from runtime.errors import EdgepilotError
+from sim.driver import DriverConfig, ScriptedDriver
+from sim.tags import CARLA_TAGS, TAG_IDS
+from sim.types import CameraConfig, Control, Observation
+
+OUR_FILES = ("images", "labels", "annotations.json", "manifest.json", "preview.png")
+
+
+@dataclass(frozen=True, slots=True)
+class DatagenConfig:
+    """What to generate; ``episodes`` wins over ``frames_per_episode`` when set."""
+
+    out: Path
+    sim: str = "builtin"
+    scenario: str = "highway"
+    frames: int = 100
+    seed: int = 0
+    height: int = 256
+    width: int = 512
+    episodes: int | None = None
+    frames_per_episode: int = 50
+    fmt: str = "png"
+    force: bool = False
+    stride: int = 4  # simulator steps between saved frames (0.2 s at 20 Hz)
+    warmup_steps: int = 10  # steps driven before the first saved frame
+    val_every: int = 5  # every val_every-th episode goes to the val split
+
+    def per_episode(self) -> int:
+        return math.ceil(self.frames / self.episodes) if self.episodes else self.frames_per_episode
+
+    def episode_seed(self, episode: int) -> int:
+        return self.seed * 10_007 + episode
+
+    def split(self, episode: int) -> str:
+        return "val" if episode % self.val_every == self.val_every - 1 else "train"
+
+
+def prepare_out(cfg: DatagenConfig) -> None:
+    """Create the output folder; refuse a non-empty one unless ``force`` (then clear our files)."""
+    out = cfg.out
+    if out.exists() and not out.is_dir():
+        raise EdgepilotError(f"{out} exists and is not a folder", exit_code=2)
+    if out.exists() and any(out.iterdir()):
+        if not cfg.force:
+            raise EdgepilotError(f"{out} is not empty: pass --force to overwrite it", exit_code=2)
+        for name in OUR_FILES:
+            p = out / name
+            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "labels").mkdir(exist_ok=True)
+
+
+def generate(cfg: DatagenConfig, progress: bool = True) -> dict:
+    """Drive episodes and write the dataset; returns the manifest."""
+    from tqdm import tqdm
+
+    from sim.registry import make_simulator
+
+    prepare_out(cfg)
+    camera = CameraConfig(width=cfg.width, height=cfg.height)
+    driver = ScriptedDriver(DriverConfig(steer_noise=0.02, speed_noise=0.15))
+    coco = _coco_skeleton()
+    episodes: list[dict] = []
+    bar = tqdm(total=cfg.frames, unit="frame", disable=not progress, desc="datagen")
+    saved = 0
+    with make_simulator(cfg.sim, scenario=cfg.scenario, camera=camera) as sim:
+        while saved < cfg.frames:
+            e = len(episodes)
+            n = _episode(sim, driver, cfg, e, min(cfg.per_episode(), cfg.frames - saved), coco, bar)
+            saved += n
+            episodes.append({"episode": e, "seed": cfg.episode_seed(e), "split": cfg.split(e), "frames": n})
+            if e >= 10 * cfg.frames:
+                raise EdgepilotError(f"{cfg.scenario}: episodes end before any frame is saved", exit_code=1)
+    bar.close()
+    used = sorted({a["category_id"] for a in coco["annotations"]} | {TAG_IDS["Car"]})
+    coco["categories"] = [{"id": t, "name": CARLA_TAGS[t][0], "supercategory": "vehicle"} for t in used]
+    _write_json(cfg.out / "annotations.json", coco)
+    manifest = _manifest(cfg, camera, episodes, len(coco["images"]))
+    _write_json(cfg.out / "manifest.json", manifest)
+    return manifest
+
+
+def _episode(sim, driver: ScriptedDriver, cfg: DatagenConfig, e: int, want: int, coco: dict, bar) -> int:
+    """Run one episode, saving up to ``want`` frames; returns how many were saved."""
+    seed = cfg.episode_seed(e)
+    obs = sim.reset(seed=seed)
+    driver.reset(seed)
+    saved, step = 0, 0
+    while saved < want:
+        control = driver.act(sim.privileged(), obs.ego) if hasattr(sim, "privileged") else Control(throttle=0.4)
+        obs = sim.step(control)
+        step += 1
+        if step >= cfg.warmup_steps and (step - cfg.warmup_steps) % cfg.stride == 0:
+            _save(obs, cfg, e, saved, coco)
+            saved += 1
+            bar.update(1)
+        if obs.info.get("terminated") or obs.info.get("truncated"):
+            break
+    return saved
+
+
+def _save(obs: Observation, cfg: DatagenConfig, e: int, k: int, coco: dict) -> None:
+    stem = f"{e:04d}_{k:05d}"
+    image_name = f"images/{stem}.{cfg.fmt}"
+    params = [cv2.IMWRITE_JPEG_QUALITY, 92] if cfg.fmt == "jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
+    if not cv2.imwrite(str(cfg.out / image_name), cv2.cvtColor(obs.image, cv2.COLOR_RGB2BGR), params):
+        raise EdgepilotError(f"cannot write {cfg.out / image_name}", exit_code=2)
+    if obs.labels is not None:
+        cv2.imwrite(str(cfg.out / "labels" / f"{stem}.png"), obs.labels)
+    image_id = len(coco["images"]) + 1
+    h, w = obs.image.shape[:2]
+    coco["images"].append({
+        "id": image_id, "file_name": image_name, "label_file": f"labels/{stem}.png",
+        "width": w, "height": h, "episode": e, "split": cfg.split(e), "frame": obs.frame,
+    })
+    for b in obs.boxes:
+        bw, bh = b.x2 - b.x1, b.y2 - b.y1
+        coco["annotations"].append({
+            "id": len(coco["annotations"]) + 1, "image_id": image_id, "category_id": b.tag,
+            "bbox": [b.x1, b.y1, bw, bh], "area": bw * bh, "iscrowd": 0, "actor_id": b.actor_id,
+        })
+
+
+def _coco_skeleton() -> dict:
+    return {"info": {"description": "edgepilot simulator dataset"}, "images": [], "annotations": [],
+            "categories": []}
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _manifest(cfg: DatagenConfig, camera: CameraConfig, episodes: list[dict], n_images: int) -> dict:
+    splits = {s: [ep["episode"] for ep in episodes if ep["split"] == s] for s in ("train", "val")}
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()
+                if k not in ("out", "force")}
+    return {
+        "settings": settings,
+        "camera": asdict(camera),
+        "images": n_images,
+        "episodes": episodes,
+        "splits": splits,
+        "versions": {
+            "edgepilot": _version("edgepilot"), "highway-env": _version("highway-env"),
+            "numpy": np.__version__, "opencv": cv2.__version__, "python": platform.python_version(),
+        },
+    }
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")

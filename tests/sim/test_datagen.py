@@ -1,0 +1,85 @@
+"""Datagen: files, refusal to overwrite, determinism, whole-episode splits, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from runtime.errors import EdgepilotError
+from sim.datagen import DatagenConfig, generate
+from sim.preview import write_preview
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cfg(out: Path, **kw) -> DatagenConfig:
+    base = dict(out=out, scenario="highway", frames=6, seed=3, height=64, width=128, episodes=None,
+                frames_per_episode=2, stride=2, warmup_steps=2, val_every=2)
+    base.update(kw)
+    return DatagenConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ds")
+    generate(_cfg(out), progress=False)
+    return out
+
+
+def test_writes_images_labels_coco_and_manifest(dataset):
+    coco = json.loads((dataset / "annotations.json").read_text())
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    assert len(coco["images"]) == 6 == manifest["images"]
+    assert {c["id"] for c in coco["categories"]} >= {14}
+    for im in coco["images"]:
+        rgb = cv2.imread(str(dataset / im["file_name"]))
+        labels = cv2.imread(str(dataset / im["label_file"]), cv2.IMREAD_UNCHANGED)
+        assert rgb.shape == (64, 128, 3) and labels.shape == (64, 128) and labels.dtype == np.uint8
+    assert manifest["camera"]["width"] == 128 and manifest["settings"]["seed"] == 3
+    assert set(manifest["versions"]) >= {"edgepilot", "highway-env", "numpy", "opencv"}
+
+
+def test_split_keeps_episodes_whole(dataset):
+    coco = json.loads((dataset / "annotations.json").read_text())
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    by_episode: dict[int, set[str]] = {}
+    for im in coco["images"]:
+        by_episode.setdefault(im["episode"], set()).add(im["split"])
+    assert all(len(s) == 1 for s in by_episode.values())
+    assert set(manifest["splits"]["train"]) & set(manifest["splits"]["val"]) == set()
+    assert manifest["splits"]["val"] and manifest["splits"]["train"]
+
+
+def test_refuses_non_empty_dir_without_force(dataset, tmp_path):
+    with pytest.raises(EdgepilotError) as err:
+        generate(_cfg(dataset), progress=False)
+    assert err.value.exit_code == 2 and "--force" in str(err.value)
+
+
+def test_same_arguments_same_labels_and_coco(dataset, tmp_path):
+    generate(_cfg(tmp_path), progress=False)
+    assert (tmp_path / "annotations.json").read_bytes() == (dataset / "annotations.json").read_bytes()
+    for p in sorted((dataset / "labels").iterdir()):
+        assert (tmp_path / "labels" / p.name).read_bytes() == p.read_bytes()
+    preview = write_preview(tmp_path, count=2)
+    assert cv2.imread(str(preview)).shape == (64, 2 * 2 * 128, 3)
+
+
+def test_cli_smoke_and_force(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "runtime.cli", "datagen", "--scenario", "racetrack", "--frames", "4",
+           "--size", "64x128", "--out", str(tmp_path), "--seed", "1", "--format", "jpg"]
+    first = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert len(list((tmp_path / "images").glob("*.jpg"))) == 4
+    again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and again.stderr.strip().startswith("error:")
+    forced = subprocess.run([*cmd, "--force"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert forced.returncode == 0, forced.stderr

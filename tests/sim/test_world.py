@@ -1,0 +1,62 @@
+"""BuiltinSimulator contract: events, info, scenarios, the privileged driver."""
+
+from __future__ import annotations
+
+import pytest
+from sim_helpers import SMALL, place
+
+from runtime.errors import EdgepilotError, SimulatorError
+from sim.builtin.world import BuiltinSimulator
+from sim.driver import ScriptedDriver
+from sim.registry import make_simulator
+from sim.types import Control
+
+
+def test_registry_builds_builtin_and_reset_reports_info():
+    with make_simulator("builtin", scenario="racetrack", camera=SMALL, render=False) as sim:
+        obs = sim.reset(1)
+        assert obs.frame == 0 and obs.sim_time_s == 0.0
+        obs = sim.step(Control(throttle=0.5))
+        assert obs.frame == 1 and obs.sim_time_s == pytest.approx(0.05)
+        assert 0.0 <= obs.info["route_completion"] <= 1.0 and obs.info["distance_m"] > 0
+    sim.close()  # idempotent
+    with pytest.raises(SimulatorError):
+        sim.reset(0)
+
+
+def test_unknown_scenario_is_bad_input():
+    with pytest.raises(EdgepilotError) as err:
+        BuiltinSimulator("moon", SMALL)
+    assert err.value.exit_code == 2 and "highway" in str(err.value)
+
+
+def test_collision_is_reported_once(highway):
+    highway.reset(3)
+    place(highway, [(8.0, 0.0)])
+    events = [highway.step(Control(throttle=1.0)).events for _ in range(30)]
+    hits = [e for e in events if e.collision]
+    assert len(hits) == 1 and hits[0].collision_with == "vehicle"
+
+
+def test_driver_keeps_its_lane_on_highway():
+    driver = ScriptedDriver()
+    with BuiltinSimulator("highway", SMALL, seed=0, render=False) as sim:
+        obs = sim.reset(11)
+        driver.reset(11)
+        lanes = set()
+        for _ in range(300):
+            obs = sim.step(driver.act(sim.privileged(), obs.ego))
+            assert not obs.events.off_road and not obs.events.collision
+            lanes.add(sim.ego.lane_index[2])
+            assert abs(sim.privileged().lateral_offset_m) < 0.5
+    assert len(lanes) == 1 and obs.info["distance_m"] > 200
+
+
+@pytest.mark.parametrize("scenario", ["roundabout", "merge"])
+def test_driver_completes_short_routes(scenario):
+    driver = ScriptedDriver()
+    with BuiltinSimulator(scenario, SMALL, render=False) as sim:
+        obs = sim.reset(0)
+        while not (obs.info["truncated"] or obs.info["terminated"]):
+            obs = sim.step(driver.act(sim.privileged(), obs.ego))
+    assert obs.info["route_completion"] > 0.5
