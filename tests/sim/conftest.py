@@ -6,9 +6,8 @@ import pytest
 
 pytest.importorskip("highway_env", reason="the [sim] extra (highway-env) is not installed")
 
-from sim_helpers import SMALL  # noqa: E402
-
 from sim.builtin.world import BuiltinSimulator  # noqa: E402
+from tests.sim.sim_helpers import SMALL  # noqa: E402
 
 
 @pytest.fixture(scope="module")

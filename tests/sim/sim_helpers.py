@@ -1,4 +1,4 @@
-"""Helpers shared by the sim tests (imported by name: tests/sim is on sys.path under pytest)."""
+"""Helpers shared by the sim tests (imported as tests.sim.sim_helpers)."""
 
 from __future__ import annotations
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from sim_helpers import SMALL, place
 
 from sim.builtin.camera import clip_near
 from sim.builtin.world import BuiltinSimulator
 from sim.tags import CARLA_TAGS, TAG_IDS
 from sim.types import Control
+from tests.sim.sim_helpers import SMALL, place
 
 
 def _frames(sim, seed: int, n: int = 5):

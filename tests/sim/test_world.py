@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from sim_helpers import SMALL, place
 
 from runtime.errors import EdgepilotError, SimulatorError
 from sim.builtin.world import BuiltinSimulator
 from sim.driver import ScriptedDriver
 from sim.registry import make_simulator
 from sim.types import Control
+from tests.sim.sim_helpers import SMALL, place
 
 
 def test_registry_builds_builtin_and_reset_reports_info():
