@@ -53,10 +53,11 @@ def make_world_clip(path: Path, frames: int, seed: int, hw: tuple[int, int] = (2
     try:
         with make_simulator("builtin", "highway", CameraConfig(width=hw[1], height=hw[0]), seed=seed) as sim:
             obs = sim.reset(seed)
-            driver = ScriptedDriver(sim)
+            driver = ScriptedDriver()
+            driver.reset(seed)
             for _ in range(frames):
                 writer.write(cv2.cvtColor(obs.image, cv2.COLOR_RGB2BGR))
-                obs = sim.step(driver.act(obs))
+                obs = sim.step(driver.act(sim.privileged(), obs.ego))
     finally:
         writer.release()
     return f"{frames} frames of the built-in 'highway' world (seed {seed})"
