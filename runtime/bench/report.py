@@ -129,7 +129,7 @@ def load_report(path: str | Path) -> dict[str, Any]:
 def format_table(rows: list[BenchRow]) -> str:
     """A fixed-width text table of rows (latencies in ms); skipped rows show their reason."""
     head = (f"{'row':<28} {'p50':>8} {'p90':>8} {'p99':>8} {'p99.9':>8} {'max':>8} "
-            f"{'mean':>8} {'std':>7} {"FPS":>10} {'miss':>6}")
+            f"{'mean':>8} {'std':>7} {'FPS':>10} {'miss':>6}")
     lines = [head, "-" * len(head)]
     for r in rows:
         if not r.ok:
