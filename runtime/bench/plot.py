@@ -28,6 +28,7 @@ def plot_latency(rows: Sequence[BenchRow], path: str | Path, title: str = "laten
     fig, ax = plt.subplots(figsize=(8, 1.0 + 0.45 * len(measured)), dpi=90)
     ax.boxplot([r.samples_ms for r in measured], vert=False, whis=(0, 100), showmeans=True)
     ax.set_yticks(range(1, len(measured) + 1), [r.key.label for r in measured])
+    ax.invert_yaxis()  # top to bottom in table order
     lo = min(min(r.samples_ms) for r in measured)
     hi = max(max(r.samples_ms) for r in measured)
     if lo > 0 and hi / lo > LOG_SPREAD:

@@ -125,3 +125,22 @@ def test_cli_bad_model_is_exit_2_one_line(tmp_path: Path) -> None:
     res = _cli("--model", str(tmp_path / "nope"), "--backends", "null", "--iters", "2")
     assert res.returncode == 2
     assert res.stderr.startswith("error:") and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_run_all_suite_reads_yaml_and_writes_report(tmp_path: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_all", ROOT / "benchmarks" / "run_all.py")
+    assert spec and spec.loader
+    run_all = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_all)
+    default = run_all.load_config(ROOT / "configs" / "bench" / "default.yaml")
+    assert "null" in default.backends and default.iters == 200
+    cfg_path = tmp_path / "suite.yaml"
+    cfg_path.write_text(f'backends: ["null"]\nshapes: [32x64]\niters: 5\nrepeats: 2\nwarmup: 1\n'
+                        f'out: {tmp_path / "r.json"}\nplot: ""\n')
+    cfg = run_all.load_config(cfg_path)
+    assert cfg.precisions == ("fp32",)  # not in the YAML: the dataclass default
+    assert run_all.bench_engines(cfg) == 0
+    rows = json.loads((tmp_path / "r.json").read_text())["rows"]
+    assert [(r["shape"], r["latency_ms"]["n"]) for r in rows] == [("32x64", 10)]
