@@ -133,6 +133,7 @@ def test_run_all_suite_reads_yaml_and_writes_report(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location("run_all", ROOT / "benchmarks" / "run_all.py")
     assert spec and spec.loader
     run_all = importlib.util.module_from_spec(spec)
+    sys.modules["run_all"] = run_all  # dataclasses resolve their module by name
     spec.loader.exec_module(run_all)
     default = run_all.load_config(ROOT / "configs" / "bench" / "default.yaml")
     assert "null" in default.backends and default.iters == 200
