@@ -79,7 +79,7 @@ def bench_engines(cfg: SuiteConfig) -> int:
         rows = run_bench(bundle, cfg.backends, cfg.precisions, [parse_shape(s) for s in cfg.shapes], settings)
         report = build_report(bundle, rows, settings, ["python", "benchmarks/run_all.py", *sys.argv[1:]])
     print(format_table(rows))
-    print(f"wrote {write_report(report, ROOT / cfg.out).relative_to(ROOT)}")
+    print(f"wrote {write_report(report, ROOT / cfg.out)}")
     if cfg.plot and plot_latency(rows, ROOT / cfg.plot, title=f"tiny {cfg.model} on CPU"):
         print(f"wrote {cfg.plot}")
     return 0 if any(r.ok for r in rows) else 1
