@@ -2,14 +2,16 @@
 
 Rule (per row, matched on backend, precision, shape and device kind):
 
-1. Each run times R repeats of N calls. A row's level is the **fastest
-   repeat's p50** (the minimum of the per-repeat p50s). Load from other
-   processes only ever adds time (preemption, cache and memory contention),
-   so the best repeat is the one closest to the engine's own speed, and one
-   clean repeat out of R is enough; a real slowdown raises every repeat,
-   the fastest included. (The median of per-repeat p50s was tried first:
-   with three CPU hogs on two cores it flagged unchanged runs at 2x.)
-2. Each run's noise is the spread of those per-repeat p50s:
+1. Each run times R repeats of N calls. Calls during which the OS gave the
+   CPU to another process (an involuntary context switch, see
+   ``runtime.bench.measure``) are left out of each repeat's p50: they time the
+   machine's load, not the engine (``clean_repeat_p50s_ms``). A row's level
+   is the **fastest repeat's clean p50**. Load from other processes only ever
+   adds time, so one clean repeat out of R is enough, while a real slowdown
+   raises every call of every repeat. (The plain median of per-repeat p50s
+   was tried first: with CPU hogs on a 2-core machine it flagged unchanged
+   runs.)
+2. Each run's noise is the spread of those clean per-repeat p50s:
    ``sigma = 1.4826 * MAD`` (a robust standard deviation). The noise band is
    ``noise_k * sqrt(sigma_base**2 + sigma_cur**2)`` (default ``noise_k = 3``).
 3. The allowed slack is ``max(tolerance * base, min(noise band, max_band * base))``:
@@ -134,21 +136,26 @@ def gate(baseline: dict[str, Any], rows: Sequence[BenchRow], rule: GateRule = Ga
 
 def _judge(base: BenchRow, row: BenchRow, rule: GateRule,
            remeasure: Callable[[RowKey], BenchRow] | None) -> Verdict:
-    first = compare(row.key, base.repeat_p50s_ms, row.repeat_p50s_ms, rule)
+    first = compare(row.key, _p50s(base), _p50s(row), rule)
     if not first.regressed or remeasure is None:
         return first
     again = remeasure(row.key)
     if not again.ok:
         return first
-    second = compare(row.key, base.repeat_p50s_ms, again.repeat_p50s_ms, rule)
+    second = compare(row.key, _p50s(base), _p50s(again), rule)
     return Verdict(row.key, second.base_ms, second.cur_ms, second.slack_ms, second.noise_ms,
                    second.regressed, remeasured=True)
+
+
+def _p50s(row: BenchRow) -> tuple[float, ...]:
+    """The per-repeat p50s the gate judges: clean ones when recorded."""
+    return row.clean_repeat_p50s_ms or row.repeat_p50s_ms
 
 
 def format_result(result: GateResult, rule: GateRule) -> str:
     """Human-readable gate summary: one line per compared row, then missing rows and the verdict."""
     lines = [f"latency gate (tolerance {rule.tolerance:.0%}, noise k {rule.noise_k:g}, "
-             f"max band {rule.max_band:.0%}; level = fastest repeat's p50):"]
+             f"max band {rule.max_band:.0%}; level = fastest repeat's clean p50):"]
     for v in result.verdicts:
         tag = "REGRESSION" if v.regressed else "ok"
         again = " (confirmed on re-measure)" if v.remeasured and v.regressed else (

@@ -12,7 +12,9 @@ A row::
      "status": "ok" | "skipped", "reason": why skipped ("" when ok), "engine": engine.describe(),
      "latency_ms": {"p50", "p90", "p99", "p99.9", "max", "min", "mean", "std", "n"},
      "fps": 1000 / mean latency, "deadline_miss_share": share of samples over --deadline-ms (null without one),
-     "repeat_p50s_ms": [median latency of each repeat]}
+     "repeat_p50s_ms": [median latency of each repeat],
+     "clean_repeat_p50s_ms": [median of each repeat over calls not preempted by another process],
+     "preempted_share": share of calls that lost the CPU to another process}
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class BenchRow:
     fps: float = math.nan
     deadline_miss_share: float | None = None
     repeat_p50s_ms: tuple[float, ...] = ()
+    clean_repeat_p50s_ms: tuple[float, ...] = ()
+    preempted_share: float = 0.0
     samples_ms: tuple[float, ...] = field(default=(), compare=False, repr=False)
 
     @property
@@ -74,7 +78,8 @@ def measured_row(key: RowKey, device: str, timing: Timing, engine: dict[str, Any
     stats = summarize_ms(samples)
     miss = None if deadline_ms is None else float(np.mean(samples > deadline_ms))
     return BenchRow(key, device, "ok", "", engine, stats, 1e3 / stats["mean"], miss,
-                    timing.repeat_p50s_ms, tuple(float(v) for v in samples))
+                    timing.repeat_p50s_ms, timing.clean_repeat_p50s_ms, timing.preempted_share,
+                    tuple(float(v) for v in samples))
 
 
 def skipped_row(key: RowKey, device: str, reason: str) -> BenchRow:
@@ -87,7 +92,8 @@ def row_to_json(row: BenchRow) -> dict[str, Any]:
             "device": row.device, "device_kind": row.key.device_kind, "status": row.status,
             "reason": row.reason, "engine": row.engine, "latency_ms": row.latency_ms,
             "fps": row.fps, "deadline_miss_share": row.deadline_miss_share,
-            "repeat_p50s_ms": list(row.repeat_p50s_ms)}
+            "repeat_p50s_ms": list(row.repeat_p50s_ms), "clean_repeat_p50s_ms": list(row.clean_repeat_p50s_ms),
+            "preempted_share": row.preempted_share}
 
 
 def row_from_json(d: dict[str, Any]) -> BenchRow:
@@ -95,7 +101,8 @@ def row_from_json(d: dict[str, Any]) -> BenchRow:
     key = RowKey(str(d["backend"]), str(d["precision"]), str(d["shape"]), str(d["device_kind"]))
     return BenchRow(key, str(d.get("device", key.device_kind)), str(d["status"]), str(d.get("reason", "")),
                     dict(d.get("engine", {})), dict(d.get("latency_ms", {})), float(d.get("fps", math.nan)),
-                    d.get("deadline_miss_share"), tuple(float(v) for v in d.get("repeat_p50s_ms", ())))
+                    d.get("deadline_miss_share"), tuple(float(v) for v in d.get("repeat_p50s_ms", ())),
+                    tuple(float(v) for v in d.get("clean_repeat_p50s_ms", ())), float(d.get("preempted_share", 0.0)))
 
 
 def write_report(report: dict[str, Any], path: str | Path) -> Path:

@@ -21,11 +21,12 @@ queues while the engine is busy; latency = completion - scheduled arrival, so a
 slow engine shows growing queueing delay instead of its bare service time.
 
 Gate (--baseline FILE): rows are matched on backend, precision, shape and device
-kind. A row's level is its fastest repeat's p50 (load from other processes
-only adds time, so one clean repeat is enough; a real slowdown slows them all).
-It fails if
+kind. Calls preempted by another process (an involuntary context switch)
+are left out of each repeat's p50; a row's level is its fastest repeat's clean
+p50 (load only adds time, so one clean repeat is enough; a real slowdown slows
+every call). It fails if
   current - baseline > max(tolerance * baseline, min(k * noise, max_band * baseline))
-where noise = sqrt(s_base^2 + s_cur^2), s = 1.4826 * MAD of the per-repeat p50s.
+where noise = sqrt(s_base^2 + s_cur^2), s = 1.4826 * MAD of the clean per-repeat p50s.
 A failing row is re-measured once and is a regression only if it fails again.
 Exit 1 on a regression (the rows are printed); rows missing from the baseline
 are reported but pass. A baseline from another device class (CPU model / GPU

@@ -22,7 +22,8 @@ from runtime.telemetry import summarize_ms
 
 ROOT = Path(__file__).resolve().parents[2]
 ROW_KEYS = {"backend", "precision", "shape", "device", "device_kind", "status", "reason", "engine",
-            "latency_ms", "fps", "deadline_miss_share", "repeat_p50s_ms"}
+            "latency_ms", "fps", "deadline_miss_share", "repeat_p50s_ms", "clean_repeat_p50s_ms",
+            "preempted_share"}
 
 
 def test_p50_of_1_to_100_and_no_outlier_clipping() -> None:
@@ -42,6 +43,16 @@ def test_measured_row_fps_miss_share_and_repeat_p50s() -> None:
     assert row.fps == pytest.approx(1000 / 13.75)
     assert row.deadline_miss_share == pytest.approx(6 / 8)
     assert row.latency_ms["max"] == 40.0
+
+
+def test_clean_p50s_leave_out_preempted_calls() -> None:
+    timing = Timing(((2.0, 2.0, 9.0, 9.0, 9.0), (2.0, 2.0, 2.0, 2.0, 50.0), (7.0, 8.0, 9.0, 10.0, 11.0)),
+                    ((False, False, True, True, True), (False,) * 4 + (True,), (False,) + (True,) * 4))
+    assert timing.repeat_p50s_ms == (9.0, 2.0, 9.0)
+    # Repeat 3 has 1 clean call in 5 (20%): just enough to be judged on it alone.
+    assert timing.clean_repeat_p50s_ms == (2.0, 2.0, 7.0)
+    assert timing.preempted_share == pytest.approx(8 / 15)
+    assert Timing(((1.0, 3.0),)).clean_repeat_p50s_ms == (2.0,)  # nothing recorded: all calls
 
 
 def test_parse_shape() -> None:
@@ -67,7 +78,8 @@ def test_report_has_documented_keys_and_values_in_range(bundles: dict[str, Path]
         assert set(r) == ROW_KEYS and r["status"] == "ok" and r["reason"] == ""
         lat = r["latency_ms"]
         assert 1.0 <= lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p99.9"] <= lat["max"]
-        assert lat["n"] == 30 and len(r["repeat_p50s_ms"]) == 3
+        assert lat["n"] == 30 and len(r["repeat_p50s_ms"]) == 3 == len(r["clean_repeat_p50s_ms"])
+        assert 0.0 <= r["preempted_share"] <= 1.0 and min(r["clean_repeat_p50s_ms"]) >= 1.0
         assert 0 < r["fps"] <= 1000 and r["fps"] == pytest.approx(1000 / lat["mean"])
         assert r["deadline_miss_share"] <= 0.5  # 1 ms busy-wait is mostly under a 1.5 ms deadline
     assert "null/fp32/64x128/cpu" in format_table(rows)

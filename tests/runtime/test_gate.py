@@ -125,3 +125,11 @@ def test_cli_bad_baseline_is_exit_2_one_line(bundles: dict[str, Path], tmp_path:
     res = _cli("--model", str(bundles["seg"]), "--backends", "null", "--iters", "2", "--baseline", str(bad))
     assert res.returncode == 2
     assert res.stderr.startswith(f"error: baseline {bad}") and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_gate_judges_clean_p50s_when_recorded() -> None:
+    base = BenchRow(KEY, "cpu", "ok", repeat_p50s_ms=(2.0,) * 3, clean_repeat_p50s_ms=(2.0,) * 3)
+    loaded = BenchRow(KEY, "cpu", "ok", repeat_p50s_ms=(5.0,) * 3, clean_repeat_p50s_ms=(2.01,) * 3)
+    assert gate({"rows": [base]}, [loaded]).passed
+    slow = BenchRow(KEY, "cpu", "ok", repeat_p50s_ms=(5.0,) * 3, clean_repeat_p50s_ms=(4.0,) * 3)
+    assert gate({"rows": [base]}, [slow]).verdicts[0].cur_ms == 4.0
