@@ -56,7 +56,7 @@ class Timing:
 
     @property
     def repeat_p50s_ms(self) -> tuple[float, ...]:
-        """The median latency of each repeat in ms: the gate's noise estimate comes from their spread."""
+        """The median latency of each repeat in ms, over all its calls."""
         return tuple(float(np.median(r)) for r in self.repeats_ms)
 
     @property
