@@ -1,0 +1,120 @@
+"""Running a benchmark: one row per (backend, precision, shape), then the report and the gate.
+
+Shared by ``edgepilot bench``, the pytest ``latency_gate`` fixture and
+``benchmarks/run_all.py`` so all three measure and judge the same way.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from runtime.bench.gate import GateResult, GateRule, check_device_classes, gate
+from runtime.bench.measure import time_engine
+from runtime.bench.report import (
+    FORMAT,
+    VERSION,
+    BenchRow,
+    RowKey,
+    measured_row,
+    row_to_json,
+    skipped_row,
+)
+from runtime.bench.system import device_classes, system_info
+from runtime.bundle import Bundle, file_sha256
+from runtime.engines import load_engine
+from runtime.engines.base import parse_device
+from runtime.errors import EdgepilotError
+
+NATIVE = "native"
+
+
+@dataclass(frozen=True, slots=True)
+class BenchSettings:
+    """How each row is timed. ``rate_hz`` None = back-to-back; ``deadline_ms`` None = no miss share."""
+
+    iters: int = 100
+    warmup: int = 10
+    repeats: int = 5
+    device: str = "cpu"
+    rate_hz: float | None = None
+    deadline_ms: float | None = None
+    engine_options: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_shape(text: str) -> tuple[int, int] | None:
+    """``"256x512"`` -> (256, 512) as (H, W); ``"native"`` -> None (the bundle's own shape)."""
+    if text.strip().lower() == NATIVE:
+        return None
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise EdgepilotError(f"bad shape {text!r}: use HxW, e.g. 256x512, or 'native'", exit_code=2) from None
+    if h <= 0 or w <= 0:
+        raise EdgepilotError(f"bad shape {text!r}: H and W must be positive", exit_code=2)
+    return h, w
+
+
+def shape_label(hw: tuple[int, int] | None) -> str:
+    return NATIVE if hw is None else f"{hw[0]}x{hw[1]}"
+
+
+def bench_row(bundle: Bundle, backend: str, precision: str, hw: tuple[int, int] | None,
+              settings: BenchSettings) -> BenchRow:
+    """Build, warm up and time one row; a row that cannot be built is returned skipped with the reason."""
+    key = RowKey(backend, precision, shape_label(hw), parse_device(settings.device).kind)
+    try:
+        engine = load_engine(bundle, backend, precision, settings.device, hw, **settings.engine_options)
+    except (EdgepilotError, ImportError) as exc:
+        reason = str(exc) if isinstance(exc, EdgepilotError) else f"backend {backend!r} is not available ({exc})"
+        return skipped_row(key, settings.device, reason)
+    try:
+        timing = time_engine(engine, settings.iters, settings.repeats, settings.warmup, settings.rate_hz)
+        return measured_row(key, settings.device, timing, engine.describe(), settings.deadline_ms)
+    finally:
+        engine.close()
+
+
+def run_bench(bundle: Bundle, backends: Sequence[str], precisions: Sequence[str],
+              shapes: Sequence[tuple[int, int] | None], settings: BenchSettings,
+              progress: bool = True) -> list[BenchRow]:
+    """Every (backend, precision, shape) row in that order, with a tqdm bar on stderr."""
+    combos = list(itertools.product(backends, precisions, shapes))
+    if progress:
+        from tqdm import tqdm
+
+        combos = tqdm(combos, desc="bench", unit="row", file=sys.stderr, leave=False)
+    return [bench_row(bundle, b, p, hw, settings) for b, p, hw in combos]
+
+
+def build_report(bundle: Bundle, rows: Sequence[BenchRow], settings: BenchSettings,
+                 command: Sequence[str] | None = None) -> dict[str, Any]:
+    """The JSON-ready report (see runtime.bench.report for the keys)."""
+    cuda_used = any(r.key.device_kind == "cuda" and r.ok for r in rows)
+    return {
+        "format": FORMAT, "version": VERSION,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": list(sys.argv if command is None else command),
+        "bundle": {"name": bundle.name, "task": bundle.task, "sha256": file_sha256(bundle.file("fp32"))},
+        "settings": {k: v for k, v in asdict(settings).items()},
+        "system": system_info(cuda_used),
+        "rows": [row_to_json(r) for r in rows],
+    }
+
+
+def gate_run(bundle: Bundle, baseline: dict[str, Any], rows: Sequence[BenchRow], settings: BenchSettings,
+             rule: GateRule) -> GateResult:
+    """Gate measured rows against a loaded baseline, re-measuring a failing row once (same settings)."""
+    kinds = {r.key.device_kind for r in rows if r.ok}
+    check_device_classes(baseline, device_classes("cuda" in kinds), kinds)
+
+    def remeasure(key: RowKey) -> BenchRow:
+        hw = None if key.shape == NATIVE else parse_shape(key.shape)
+        return bench_row(bundle, key.backend, key.precision, hw, settings)
+
+    return gate(baseline, rows, rule, remeasure)
+
