@@ -45,13 +45,14 @@ def make_world_clip(path: Path, frames: int, seed: int, hw: tuple[int, int] = (2
     """Render ``frames`` steps of the built-in highway world into an MJPG clip; returns a description."""
     import cv2
 
+    from sim.builtin.world import BuiltinSimulator
     from sim.driver import ScriptedDriver
-    from sim.registry import make_simulator
     from sim.types import CameraConfig
 
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 20.0, (hw[1], hw[0]))
     try:
-        with make_simulator("builtin", "highway", CameraConfig(width=hw[1], height=hw[0]), seed=seed) as sim:
+        sim = BuiltinSimulator("highway", CameraConfig(width=hw[1], height=hw[0]), seed=seed)
+        with sim:
             obs = sim.reset(seed)
             driver = ScriptedDriver()
             driver.reset(seed)
