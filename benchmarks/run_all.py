@@ -59,7 +59,12 @@ def load_config(path: Path) -> SuiteConfig:
 def build_bundle(model: str, folder: Path) -> Path:
     from export import tiny
 
-    builders = {"segmentation": lambda p: tiny.segmentation_bundle(p, hw=None)}
+    def torch_seg(p: Path) -> Path:
+        from export.tiny_torch import torch_segmentation_bundle
+
+        return torch_segmentation_bundle(p)
+
+    builders = {"segmentation": lambda p: tiny.segmentation_bundle(p, hw=None), "segmentation-torch": torch_seg}
     if model not in builders:
         raise SystemExit(f"error: unknown suite model {model!r}: choose {sorted(builders)}")
     return builders[model](folder / model)

@@ -8,6 +8,8 @@ a deployment uses. Options:
 - ``cuda_graph`` (CUDA only): capture the forward pass once into a
   ``torch.cuda.CUDAGraph`` with static input/output tensors and replay it per
   call; input shapes must then be concrete (pass ``hw`` for dynamic bundles).
+- ``threads``: CPU intra-op threads (``torch.set_num_threads``). torch keeps
+  this setting per process, so it applies to every torch engine in it.
 
 ``make_processor`` supplies a device-resident segmentation path on CUDA (see
 ``torch_processor``); other tasks fall back to the host processor.
@@ -64,6 +66,8 @@ class TorchEngine(Engine):
         super().__init__(bundle, precision, device, hw, **options)
         torch: Any = require("torch", "torch", "the torch backend")
         self._torch = torch
+        if options.get("threads"):
+            torch.set_num_threads(int(options["threads"]))
         if self.device.kind == "cuda":
             _check_cuda(torch, self.device.index)
         elif precision == "fp16":
