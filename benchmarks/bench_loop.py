@@ -42,18 +42,6 @@ import numpy as np
 RESULTS = Path(__file__).resolve().parent / "results" / "loop_cpu.json"
 
 
-def make_clip(path: Path, n: int, hw: tuple[int, int], fps: float) -> Path:
-    """An MJPG clip of a moving gradient: decode cost like a real 360p video, deterministic."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (hw[1], hw[0]))
-    x = np.linspace(0, 255, 2 * hw[1], dtype=np.float32)[None, :] + np.linspace(0, 64, hw[0])[:, None]
-    base = np.dstack([x, x[:, ::-1], np.full_like(x, 90)]).clip(0, 255).astype(np.uint8)
-    for i in range(n):
-        off = (3 * i) % hw[1]
-        writer.write(np.ascontiguousarray(base[:, off : off + hw[1]]))
-    writer.release()
-    return path
-
-
 def rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -123,11 +111,11 @@ def main() -> None:
     from runtime.engines import load_engine
     from runtime.pipeline import run_loop
     from runtime.processor import make_processor
-    from runtime.sources import open_source
+    from runtime.sources import open_source, write_pattern_clip
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_loop_"))
     bundle = tiny.segmentation_bundle(tmp / "seg", hw=(256, 512), width=args.width)
-    clip = make_clip(tmp / "clip.avi", args.frames, (360, 640), 30.0)
+    clip = write_pattern_clip(tmp / "clip.avi", args.frames, (360, 640), 30.0)  # MJPG: decode cost like a 360p video
     engine = load_engine(bundle, "ort", threads=args.threads)
     processor = make_processor(engine.bundle, engine)
     with open_source(str(clip)) as src:

@@ -74,8 +74,9 @@ def bench_engines(cfg: SuiteConfig) -> int:
     """Bench every row, write the JSON and PNG under the repository root; returns an exit code."""
     from runtime.bench.plot import plot_latency
     from runtime.bench.report import format_table, write_report
-    from runtime.bench.suite import BenchSettings, build_report, parse_shape, run_bench
+    from runtime.bench.suite import BenchSettings, build_report, run_bench
     from runtime.bundle import load_bundle
+    from runtime.options import parse_shape
 
     settings = BenchSettings(cfg.iters, cfg.warmup, cfg.repeats, cfg.device, None, cfg.deadline_ms,
                              dict(cfg.engine_options))

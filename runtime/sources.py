@@ -268,13 +268,18 @@ class SyntheticCapture:
         if delay > 0:
             time.sleep(delay)
         self._next_t = max(self._next_t + 1.0 / self.fps, time.perf_counter() - 1.0 / self.fps)
-        off = (4 * self._i) % self.width
-        image = np.ascontiguousarray(self._base[:, off : off + self.width])
-        side = max(4, self.height // 8)
-        sx = (8 * self._i) % max(1, self.width - side)
-        image[side : 2 * side, sx : sx + side] = 255
+        image = self.frame(self._i)
         self._i += 1
         return True, image
+
+    def frame(self, i: int) -> np.ndarray:
+        """Frame ``i`` of the pattern (HxWx3 uint8 BGR), without pacing."""
+        off = (4 * i) % self.width
+        image = np.ascontiguousarray(self._base[:, off : off + self.width])
+        side = max(4, self.height // 8)
+        sx = (8 * i) % max(1, self.width - side)
+        image[side : 2 * side, sx : sx + side] = 255
+        return image
 
     def isOpened(self) -> bool:  # noqa: N802 - cv2.VideoCapture's name
         return self._open
@@ -342,3 +347,18 @@ def _opener(target: int | str, api: int | None, what: str, hint: str = "") -> Ca
         return cap  # type: ignore[no-any-return]
 
     return open_capture
+
+
+def write_pattern_clip(path: str | Path, frames: int, hw: tuple[int, int] = (256, 512), fps: float = 30.0) -> Path:
+    """Write the synthetic camera's pattern as an MJPG video file (for demos and benchmarks)."""
+    h, w = hw
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (w, h))
+    if not writer.isOpened():
+        raise SourceError(f"{path}: cannot write an MJPG video here (check the folder and OpenCV's codecs)")
+    pattern = SyntheticCapture(w, h, fps)
+    try:
+        for i in range(frames):
+            writer.write(pattern.frame(i))
+    finally:
+        writer.release()
+    return Path(path)

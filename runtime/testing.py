@@ -49,8 +49,9 @@ def latency_gate(request: pytest.FixtureRequest) -> Callable[..., GateResult]:
               **engine_options: Any) -> GateResult:
         from runtime.bench.gate import GateRule, format_result
         from runtime.bench.report import load_report
-        from runtime.bench.suite import BenchSettings, bench_row, gate_run, parse_shape
+        from runtime.bench.suite import BenchSettings, bench_row, gate_run
         from runtime.bundle import load_bundle
+        from runtime.options import parse_shape
 
         loaded = load_bundle(bundle)
         settings = BenchSettings(iters, warmup, repeats, device, engine_options=dict(engine_options))

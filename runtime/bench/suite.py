@@ -29,8 +29,7 @@ from runtime.bundle import Bundle, file_sha256
 from runtime.engines import load_engine
 from runtime.engines.base import parse_device
 from runtime.errors import EdgepilotError
-
-NATIVE = "native"
+from runtime.options import NATIVE, parse_shape
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,19 +43,6 @@ class BenchSettings:
     rate_hz: float | None = None
     deadline_ms: float | None = None
     engine_options: dict[str, Any] = field(default_factory=dict)
-
-
-def parse_shape(text: str) -> tuple[int, int] | None:
-    """``"256x512"`` -> (256, 512) as (H, W); ``"native"`` -> None (the bundle's own shape)."""
-    if text.strip().lower() == NATIVE:
-        return None
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise EdgepilotError(f"bad shape {text!r}: use HxW, e.g. 256x512, or 'native'", exit_code=2) from None
-    if h <= 0 or w <= 0:
-        raise EdgepilotError(f"bad shape {text!r}: H and W must be positive", exit_code=2)
-    return h, w
 
 
 def shape_label(hw: tuple[int, int] | None) -> str:

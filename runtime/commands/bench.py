@@ -36,19 +36,14 @@ run as the baseline instead of gating.
 
 
 def _engine_opt(text: str) -> tuple[str, Any]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    key, raw = text.split("=", 1)
-    value: Any = raw
-    for cast in (int, float):
-        try:
-            value = cast(raw)
-            break
-        except ValueError:
-            continue
-    if raw.lower() in ("true", "false"):
-        value = raw.lower() == "true"
-    return key.strip(), value
+    """argparse type for --engine-opt; the error text becomes argparse's usage error."""
+    from runtime.errors import EdgepilotError
+    from runtime.options import parse_engine_opt
+
+    try:
+        return parse_engine_opt(text)
+    except EdgepilotError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -79,9 +74,10 @@ def main(args: argparse.Namespace) -> int:
     from runtime.bench.gate import GateRule, format_result
     from runtime.bench.plot import plot_latency
     from runtime.bench.report import format_table, load_report, write_report
-    from runtime.bench.suite import BenchSettings, build_report, gate_run, parse_shape, run_bench
+    from runtime.bench.suite import BenchSettings, build_report, gate_run, run_bench
     from runtime.bundle import load_bundle
     from runtime.errors import EdgepilotError
+    from runtime.options import parse_shape
 
     if args.update_baseline and not args.baseline:
         raise EdgepilotError("--update-baseline needs --baseline FILE to write", exit_code=2)

@@ -65,19 +65,10 @@ def make_world_clip(path: Path, frames: int, seed: int, hw: tuple[int, int] = (2
 
 
 def make_pattern_clip(path: Path, frames: int, hw: tuple[int, int] = (256, 512)) -> str:
-    """A generated moving pattern, for installs without the [sim] extra."""
-    import cv2
-    import numpy as np
+    """The synthetic camera's pattern as a clip, for installs without the [sim] extra."""
+    from runtime.sources import write_pattern_clip
 
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 20.0, (hw[1], hw[0]))
-    x = np.linspace(0, 255, 2 * hw[1], dtype=np.float32)[None, :] + np.linspace(0, 80, hw[0])[:, None]
-    base = np.dstack([x, x[:, ::-1], np.full_like(x, 90)]).clip(0, 255).astype(np.uint8)
-    try:
-        for i in range(frames):
-            off = (5 * i) % hw[1]
-            writer.write(np.ascontiguousarray(base[:, off : off + hw[1]]))
-    finally:
-        writer.release()
+    write_pattern_clip(path, frames, hw, fps=20.0)
     return f"{frames} frames of a generated pattern (install edgepilot[sim] for the built-in world)"
 
 

@@ -53,48 +53,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="backend option, repeatable, e.g. --engine-opt threads=2 --engine-opt delay_ms=5")
 
 
-def parse_shape(text: str | None) -> tuple[int, int] | None:
-    """``"256x512"`` -> (256, 512); None stays None."""
-    from runtime.errors import EdgepilotError
-
-    if text is None:
-        return None
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise EdgepilotError(f"--shape {text!r}: write it as HxW, e.g. 256x512", exit_code=2) from None
-    return h, w
-
-
-def parse_engine_opts(items: list[str]) -> dict[str, Any]:
-    """``["threads=2", "nan=true"]`` -> {"threads": 2, "nan": True}; numbers and booleans converted."""
-    from runtime.errors import EdgepilotError
-
-    opts: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise EdgepilotError(f"--engine-opt {item!r}: write it as KEY=VALUE", exit_code=2)
-        opts[key.strip()] = _value(value.strip())
-    return opts
-
-
-def _value(text: str) -> Any:
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
 def main(args: argparse.Namespace) -> int:
     from runtime.bundle import load_bundle
     from runtime.draw import Annotator
     from runtime.engines import load_engine
     from runtime.errors import SourceError
+    from runtime.options import parse_engine_opts, parse_shape
     from runtime.pipeline import run_loop
     from runtime.processor import make_processor
     from runtime.sources import open_source

@@ -14,10 +14,11 @@ import pytest
 
 from runtime.bench.measure import Timing, time_engine
 from runtime.bench.report import RowKey, format_table, measured_row
-from runtime.bench.suite import BenchSettings, build_report, parse_shape, run_bench
+from runtime.bench.suite import BenchSettings, build_report, run_bench
 from runtime.bundle import load_bundle
 from runtime.engines import load_engine
 from runtime.errors import EdgepilotError
+from runtime.options import parse_shape
 from runtime.telemetry import summarize_ms
 
 ROOT = Path(__file__).resolve().parents[2]
