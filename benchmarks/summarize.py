@@ -35,7 +35,7 @@ def engines_table() -> str:
     threads = d["settings"].get("engine_options", {}).get("threads")
     lines.append("")
     lines.append(f"`make bench` → `benchmarks/results/bench_cpu.json` ({cpu}, {d['date'][:10]}, "
-                 f"tiny untrained segmentation net, ort intra-op threads = {threads}).")
+                 f"tiny untrained segmentation net, engine option threads = {threads} for ort and torch).")
     return "\n".join(lines)
 
 
