@@ -46,20 +46,37 @@ _END = None  # end-of-results marker on the output queue
 
 
 class LatencyRecorder:
-    """Per-frame stage durations (ms) in growing float64 arrays: one row per frame, no objects kept."""
+    """Per-frame stage durations (ms) in float64 arrays: one row per frame, no objects kept.
+
+    Rows grow from ``capacity`` up to ``max_rows`` (200,000 rows = 12.8 MB), then the
+    oldest are overwritten, so a day-long stream keeps bounded memory and its
+    statistics cover the most recent ``max_rows`` frames. ``n`` counts every frame.
+    """
 
     COLUMNS = (*STAGES, "capture_to_result", "capture_to_output")
 
-    def __init__(self, capacity: int = 4096) -> None:
-        self._data = np.full((capacity, len(self.COLUMNS)), np.nan)
+    def __init__(self, capacity: int = 4096, max_rows: int = 200_000) -> None:
+        self._data = np.full((min(capacity, max_rows), len(self.COLUMNS)), np.nan)
+        self.max_rows = max_rows
         self.n = 0
 
-    def add(self, frame: Frame) -> None:
-        if self.n == self._data.shape[0]:
-            grown = np.full((2 * self.n, len(self.COLUMNS)), np.nan)
-            grown[: self.n] = self._data
+    @property
+    def stored(self) -> int:
+        """Rows holding data: min(n, max_rows)."""
+        return min(self.n, self._data.shape[0])
+
+    def _row(self) -> np.ndarray:
+        size = self._data.shape[0]
+        if self.n >= size and size < self.max_rows:
+            grown = np.full((min(2 * size, self.max_rows), len(self.COLUMNS)), np.nan)
+            grown[:size] = self._data
             self._data = grown
-        row = self._data[self.n]
+        row = self._data[self.n % self._data.shape[0]]
+        row.fill(np.nan)
+        return row
+
+    def add(self, frame: Frame) -> None:
+        row = self._row()
         tl = frame.timeline
         t0 = prev = tl.get(CAPTURE)
         for i, stage in enumerate(STAGES):
@@ -73,7 +90,8 @@ class LatencyRecorder:
         self.n += 1
 
     def column(self, name: str) -> np.ndarray:
-        return self._data[: self.n, self.COLUMNS.index(name)]
+        """The stored values of one column (in ring order once it has wrapped)."""
+        return self._data[: self.stored, self.COLUMNS.index(name)]
 
 
 @dataclass(frozen=True, slots=True)

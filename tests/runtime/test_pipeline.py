@@ -105,6 +105,17 @@ def test_recorder_grows_and_keeps_values() -> None:
     assert rec.column("capture_to_output") == pytest.approx([len(STAGES) * (i + 1) for i in range(5)])
 
 
+
+def test_recorder_is_bounded_and_keeps_the_newest_rows() -> None:
+    rec = LatencyRecorder(capacity=2, max_rows=4)
+    for i in range(10):
+        f = Frame.captured(i, np.zeros((2, 2, 3), np.uint8), t=0.0)
+        for stage in STAGES:
+            f.timeline.stamp(stage, 0.001 * (i + 1))  # every stage at the same time: capture->output = i + 1 ms
+        rec.add(f)
+    assert rec.n == 10 and rec.stored == 4
+    assert sorted(rec.column("capture_to_output")) == pytest.approx([7, 8, 9, 10])
+
 def rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
