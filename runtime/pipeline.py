@@ -40,7 +40,7 @@ from runtime.sinks import Sink
 from runtime.sources import Source
 from runtime.telemetry import format_row, summarize_ms
 
-QUEUE = "queue"  # stamped when the inference thread takes the frame: capture -> queue is waiting time
+QUEUE = "queue"  # stamped when the loop takes the frame from the source: capture -> queue is waiting time
 STAGES = (QUEUE, PREPROCESS, HANDOFF, INFER, POSTPROCESS, OUTPUT)
 _END = None  # end-of-results marker on the output queue
 

@@ -32,7 +32,7 @@ class SegmentationDecoder:
                 raise EngineError(f"logits {self.name!r} must be [1, C, h, w], got {list(raw.shape)}")
             ids = np.argmax(raw[0], axis=0).astype(np.uint8)  # (C, h, w) -> (h, w)
         else:
-            ids = raw.reshape(raw.shape[-2:])
-            if ids.dtype != np.uint8:
-                ids = ids.astype(np.uint8)
+            # Always a copy: engines may reuse their output buffer for the next frame
+            # while the output thread still reads this SegMap (h x w bytes, cheap).
+            ids = np.array(raw.reshape(raw.shape[-2:]), dtype=np.uint8, copy=True)
         return SegMap(ids, self.num_classes)

@@ -93,6 +93,38 @@ def test_slow_consumer_on_a_live_source_counts_drops(bundles: dict[str, Path]) -
     assert all(b > a for a, b in zip(ids, ids[1:], strict=False))
 
 
+
+class _ReusingEngine:
+    """Wraps an engine so every call writes its call number into ONE reused uint8 output buffer (like TensorRT)."""
+
+    def __init__(self, engine) -> None:  # type: ignore[no-untyped-def]
+        self.engine, self.calls = engine, 0
+        self.buf = np.zeros(engine.outputs[0].shape, np.uint8)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.engine, name)
+
+    def infer(self, feeds):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        self.buf.fill(self.calls % 256)
+        return {self.engine.outputs[0].name: self.buf}
+
+
+def test_results_do_not_alias_an_engine_buffer_reused_by_the_next_frame(bundles: dict[str, Path], clip: Path) -> None:
+    b = load_bundle(bundles["seg"])
+    engine = _ReusingEngine(load_engine(b, "null"))
+    proc = make_processor(b, engine)  # type: ignore[arg-type]
+    seen: list[tuple[int, int, int]] = []
+
+    def slow_reader(r: Result) -> None:
+        first = int(r.output.class_ids[0, 0])  # type: ignore[union-attr]
+        time.sleep(0.003)  # the inference thread runs the next frame meanwhile
+        seen.append((r.frame.id, first, int(r.output.class_ids[0, 0])))  # type: ignore[union-attr]
+
+    report, error = run_loop(open_source(str(clip)), proc, on_result=slow_reader)
+    assert error is None and report.frames == 30
+    assert all(a == c == (i + 1) % 256 for i, a, c in seen), seen
+
 def test_recorder_grows_and_keeps_values() -> None:
     rec = LatencyRecorder(capacity=2)
     for i in range(5):
