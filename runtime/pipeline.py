@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from runtime.draw import Annotator
+from runtime.errors import SourceError
 from runtime.frame import (
     CAPTURE,
     HANDOFF,
@@ -165,7 +166,14 @@ class _Loop:
         """Frames from the source, stamped ``queue``, until the end, the stop event or max_frames."""
         taken = 0
         while not self.stop.is_set():
-            frame = self.source.read()
+            try:
+                frame = self.source.read()
+            except SourceError as exc:
+                # The source died: record why, but let frames already captured drain
+                # through inference to the sinks; the error is raised after the run.
+                if self.error is None:
+                    self.error = exc
+                return
             if frame is None:
                 return
             frame.timeline.stamp(QUEUE)

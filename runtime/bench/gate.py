@@ -116,6 +116,23 @@ def check_device_classes(baseline: dict[str, Any], current: dict[str, str], kind
                 "--update-baseline")
 
 
+# Settings that change what a latency *means*: a paced run includes queueing.
+# Engine options (threads, provider) are not here on purpose: changing them is a
+# configuration change whose effect on latency is exactly what the gate judges.
+MEASUREMENT_SETTINGS = ("rate_hz",)
+
+
+def check_settings(baseline: dict[str, Any], current: dict[str, Any]) -> None:
+    """GateError (exit 2) if the baseline was measured in another mode (``MEASUREMENT_SETTINGS``)."""
+    recorded = baseline.get("settings", {})
+    for name in MEASUREMENT_SETTINGS:
+        if name in recorded and recorded[name] != current.get(name):
+            raise GateError(
+                f"baseline was measured with {name}={recorded[name]!r} but this run uses "
+                f"{current.get(name)!r}: rerun with the baseline's setting or record a new baseline "
+                "with --update-baseline")
+
+
 def gate(baseline: dict[str, Any], rows: Sequence[BenchRow], rule: GateRule = GateRule(),
          remeasure: Callable[[RowKey], BenchRow] | None = None) -> GateResult:
     """Compare measured ``rows`` with a loaded baseline report (``load_report``), re-measuring failures.

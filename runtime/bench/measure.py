@@ -91,7 +91,8 @@ def time_engine(engine: Engine, iters: int = 100, repeats: int = 5, warmup: int 
     engine.synchronize()
     runs, flags = [], []
     for _ in range(repeats):
-        samples, pre = _paced(engine, feeds, iters, rate_hz) if rate_hz else _back_to_back(engine, feeds, iters)
+        samples, pre = (_paced(engine, feeds, iters, rate_hz) if rate_hz is not None
+                        else _back_to_back(engine, feeds, iters))
         runs.append(tuple(samples))
         flags.append(tuple(pre))
     return Timing(tuple(runs), tuple(flags))

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from runtime.bench.gate import GateResult, GateRule, check_device_classes, gate
+from runtime.bench.gate import GateResult, GateRule, check_device_classes, check_settings, gate
 from runtime.bench.measure import time_engine
 from runtime.bench.report import (
     FORMAT,
@@ -97,6 +97,7 @@ def gate_run(bundle: Bundle, baseline: dict[str, Any], rows: Sequence[BenchRow],
     """Gate measured rows against a loaded baseline, re-measuring a failing row once (same settings)."""
     kinds = {r.key.device_kind for r in rows if r.ok}
     check_device_classes(baseline, device_classes("cuda" in kinds), kinds)
+    check_settings(baseline, asdict(settings))
 
     def remeasure(key: RowKey) -> BenchRow:
         hw = None if key.shape == NATIVE else parse_shape(key.shape)

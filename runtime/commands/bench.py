@@ -12,7 +12,8 @@ DESCRIPTION = """\
 Benchmark a model bundle: for each (backend, precision, shape) row, build the
 engine, warm up, then time R repeats x N calls of engine.infer on fixed sample
 inputs (synchronising the device before each clock read). Prints p50/p90/p99/
-p99.9/max/mean/std in ms (no outlier clipping), FPS (1000/mean) and the share of
+p99.9/max/mean/std in ms (no outlier clipping), FPS (1000/mean: the back-to-back
+rate; with --rate the latency includes queueing, so it is no throughput) and the share of
 frames over --deadline-ms. A row that cannot be built (unsupported precision,
 missing backend or file) is shown as skipped with the reason.
 
@@ -81,6 +82,8 @@ def main(args: argparse.Namespace) -> int:
 
     if args.update_baseline and not args.baseline:
         raise EdgepilotError("--update-baseline needs --baseline FILE to write", exit_code=2)
+    if args.rate is not None and args.rate <= 0:
+        raise EdgepilotError(f"--rate {args.rate:g}: give a positive arrival rate in Hz, e.g. --rate 30", exit_code=2)
     if args.iters < 1 or args.repeats < 1 or args.warmup < 0:
         raise EdgepilotError("--iters and --repeats must be >= 1 and --warmup >= 0", exit_code=2)
     bundle = load_bundle(args.model)

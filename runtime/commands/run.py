@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="inference backend (default: ort; null runs no model, for testing the loop)")
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"), help="default: fp32")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    p.add_argument("--shape", metavar="HxW", help="model input size for bundles with dynamic H, W, e.g. 256x512")
+    p.add_argument("--shape", "--shapes", dest="shape", metavar="HxW", help="model input size for bundles with dynamic H, W, e.g. 256x512")
     p.add_argument("--out", metavar="VIDEO", help="write annotated frames to a video (.mp4 mp4v, .avi MJPG)")
     p.add_argument("--jsonl", metavar="FILE", help="write one JSON record per frame (timings and outputs)")
     p.add_argument("--report", metavar="FILE", help="write the latency report as JSON")

@@ -77,15 +77,19 @@ def test_nan_outputs_exit_1_and_still_write_the_report(bundles: dict[str, Path],
 
 
 def test_ctrl_c_stops_cleanly_with_a_report(bundles: dict[str, Path], tmp_path: Path) -> None:
-    rep = tmp_path / "rep.json"
+    rep, jsonl = tmp_path / "rep.json", tmp_path / "r.jsonl"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "run", "synthetic:160x120@30",
-                             "--model", str(bundles["seg"]), "--backend", "null", "--report", str(rep)],
+                             "--model", str(bundles["seg"]), "--backend", "null", "--report", str(rep),
+                             "--jsonl", str(jsonl)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-    time.sleep(2.0)  # imports, engine warm-up, then about a second of frames
+    deadline = time.monotonic() + 60
+    while not (jsonl.exists() and jsonl.read_text().count("\n") >= 3):  # the loop is running
+        assert proc.poll() is None and time.monotonic() < deadline, "the run did not start"
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=15)
-    assert proc.returncode in (130, 0), err
+    assert proc.returncode == 130, err
     assert "Traceback" not in err
     report = json.loads(rep.read_text())
     assert report["stopped"] == "interrupted" and report["frames"] > 0

@@ -133,3 +133,13 @@ def test_gate_judges_clean_p50s_when_recorded() -> None:
     assert gate({"rows": [base]}, [loaded]).passed
     slow = BenchRow(KEY, "cpu", "ok", repeat_p50s_ms=(5.0,) * 3, clean_repeat_p50s_ms=(4.0,) * 3)
     assert gate({"rows": [base]}, [slow]).verdicts[0].cur_ms == 4.0
+
+
+def test_a_baseline_measured_in_another_mode_is_refused() -> None:
+    from runtime.bench.gate import check_settings
+    from runtime.errors import GateError
+
+    check_settings({"settings": {"rate_hz": None}}, {"rate_hz": None, "engine_options": {"threads": 2}})
+    with pytest.raises(GateError, match="rate_hz=None but this run uses 30") as info:
+        check_settings({"settings": {"rate_hz": None}}, {"rate_hz": 30})
+    assert info.value.exit_code == 2

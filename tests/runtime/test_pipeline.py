@@ -158,8 +158,7 @@ def rss_mb() -> float:
 def test_long_run_does_not_grow_memory(bundles: dict[str, Path]) -> None:
     _, _, proc = processor_for(bundles["seg"])
     run_loop(open_source("synthetic:160x120@5000:300"), proc)  # warm allocator pools
-    rss0, t0 = rss_mb(), time.perf_counter()
+    rss0 = rss_mb()
     report, _ = run_loop(open_source("synthetic:160x120@5000:5000"), proc)
     assert report.frames + report.dropped == 5000
     assert rss_mb() - rss0 < 20, f"RSS grew {rss_mb() - rss0:.1f} MB over {report.frames} frames"
-    assert time.perf_counter() - t0 < 20
