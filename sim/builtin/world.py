@@ -110,7 +110,6 @@ class BuiltinSimulator(Simulator):
         ego = self.ego
         crashed_now = bool(ego.crashed) and not self._was_crashed
         self._was_crashed = bool(ego.crashed)
-        with_static = any(getattr(o, "crashed", False) for o in self.env.road.objects)
         lane = ego.lane_index
         invaded = lane != self._prev_lane and lane in self.env.road.network.all_side_lanes(self._prev_lane)
         self._prev_lane = lane
@@ -121,10 +120,24 @@ class BuiltinSimulator(Simulator):
         self.distance_m += float(np.linalg.norm(delta))
         return Events(
             collision=crashed_now,
-            collision_with=("static" if with_static else "vehicle") if crashed_now else "",
+            collision_with=self._collision_kind() if crashed_now else "",
             lane_invasion=bool(invaded),
             off_road=not ego.on_road,
         )
+
+    def _collision_kind(self) -> str:
+        """What the ego hit: the nearest crashed road object ("static") or vehicle ("vehicle").
+
+        Any obstacle ever hit stays ``crashed``, so the kind is decided by which crashed
+        thing is nearest to the ego now, not by whether one exists anywhere.
+        """
+        ego = self.ego
+
+        def nearest(things: Any) -> float:
+            return min((float(np.linalg.norm(o.position - ego.position)) for o in things
+                        if o is not ego and getattr(o, "crashed", False)), default=math.inf)
+
+        return "static" if nearest(self.env.road.objects) < nearest(self.env.road.vehicles) else "vehicle"
 
     def observe(self) -> Observation:
         """Render the current state again without stepping (no events); for tests and tools."""

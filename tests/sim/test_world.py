@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from runtime.errors import EdgepilotError, SimulatorError
@@ -37,6 +38,18 @@ def test_collision_is_reported_once(highway):
     hits = [e for e in events if e.collision]
     assert len(hits) == 1 and hits[0].collision_with == "vehicle"
 
+
+
+def test_a_vehicle_hit_is_not_called_static_because_some_obstacle_was_hit_before(highway):
+    from highway_env.vehicle.objects import Obstacle
+
+    highway.reset(3)
+    place(highway, [(8.0, 0.0)])
+    far = Obstacle(highway.env.road, highway.ego.position + np.array([300.0, 0.0]))
+    far.crashed = True  # hit by someone long ago, far away
+    highway.env.road.objects.append(far)
+    hits = [e for e in (highway.step(Control(throttle=1.0)).events for _ in range(30)) if e.collision]
+    assert len(hits) == 1 and hits[0].collision_with == "vehicle"
 
 def test_driver_keeps_its_lane_on_highway():
     driver = ScriptedDriver()
