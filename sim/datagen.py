@@ -129,8 +129,8 @@ def _save(obs: Observation, cfg: DatagenConfig, e: int, k: int, coco: dict) -> N
     params = [cv2.IMWRITE_JPEG_QUALITY, 92] if cfg.fmt == "jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
     if not cv2.imwrite(str(cfg.out / image_name), cv2.cvtColor(obs.image, cv2.COLOR_RGB2BGR), params):
         raise EdgepilotError(f"cannot write {cfg.out / image_name}", exit_code=2)
-    if obs.labels is not None:
-        cv2.imwrite(str(cfg.out / "labels" / f"{stem}.png"), obs.labels)
+    if obs.labels is not None and not cv2.imwrite(str(cfg.out / "labels" / f"{stem}.png"), obs.labels):
+        raise EdgepilotError(f"cannot write {cfg.out / 'labels' / stem}.png", exit_code=2)
     image_id = len(coco["images"]) + 1
     h, w = obs.image.shape[:2]
     coco["images"].append({

@@ -1,5 +1,8 @@
 """torch backend: runs the bundle's ``torch.export`` program (``model.pt2``).
 
+``torch.export.load`` unpickles parts of the program: load ``model.pt2`` only
+from bundles you trust (the ONNX-based backends execute no code from a bundle).
+
 Devices: ``cpu``, ``cuda[:N]``. Precisions: ``fp32`` everywhere, ``fp16`` on
 CUDA only — on CPU it is refused rather than run, because half-precision
 convolutions on CPU are slow or unimplemented and would not measure anything

@@ -170,7 +170,8 @@ def destroy_episode(session: Session) -> None:
     ids = list(session.npc_ids) + ([session.ego.id] if session.ego is not None else [])
     if ids:
         destroy = session.carla.command.DestroyActor
-        _attempt("destroy actors", lambda: session.client.apply_batch([destroy(i) for i in ids]))
+        # synchronous and ticked, so the spawn points are free before a reset respawns
+        _attempt("destroy actors", lambda: session.client.apply_batch_sync([destroy(i) for i in ids], True))
     session.npc_ids.clear()
     session.ego = None
 

@@ -277,7 +277,11 @@ class Client:
         return TrafficManager(self.server, port)
 
     def apply_batch_sync(self, commands: list[_Command], do_tick: bool = False) -> list[Response]:
-        responses = [self.server.run_spawn(c) for c in commands]
+        destroys = [c for c in commands if isinstance(c, DestroyActor)]
+        responses = [self.server.run_spawn(c) for c in commands if not isinstance(c, DestroyActor)]
+        if destroys:
+            self.apply_batch(destroys)
+            responses += [Response(c.args[0]) for c in destroys]
         if do_tick:
             self.server.tick()
         return responses
