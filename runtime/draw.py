@@ -21,6 +21,7 @@ class Annotator:
         pal = np.asarray(palette_rgb, np.uint8) if palette_rgb else _default_palette(len(classes))
         self.lut_bgr = np.ascontiguousarray(pal[:, ::-1])
         self.alpha = alpha
+        self._buffers: dict[tuple[int, ...], np.ndarray] = {}
 
     def __call__(self, image: np.ndarray, out: Output) -> np.ndarray:
         canvas = image.copy()
@@ -33,12 +34,20 @@ class Annotator:
             cv2.putText(canvas, text, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
         return canvas
 
+    def _buffer(self, shape: tuple[int, ...]) -> np.ndarray:
+        """A reused uint8 buffer per shape (one per size: the model's and the frame's)."""
+        buf = self._buffers.get(shape)
+        if buf is None:
+            buf = self._buffers[shape] = np.empty(shape, np.uint8)
+        return buf
+
     def _overlay(self, canvas: np.ndarray, seg: SegMap) -> None:
-        ids = np.minimum(seg.class_ids, len(self.lut_bgr) - 1)
-        colour = self.lut_bgr[ids]
+        ids = seg.class_ids
+        colour = self._buffer((*ids.shape, 3))
+        np.take(self.lut_bgr, ids, axis=0, out=colour, mode="clip")  # ids past the palette get its last colour
         h, w = canvas.shape[:2]
         if colour.shape[:2] != (h, w):
-            colour = cv2.resize(colour, (w, h), interpolation=cv2.INTER_NEAREST)
+            colour = cv2.resize(colour, (w, h), dst=self._buffer((h, w, 3)), interpolation=cv2.INTER_NEAREST)
         cv2.addWeighted(canvas, 1.0 - self.alpha, colour, self.alpha, 0.0, dst=canvas)
 
     def _boxes(self, canvas: np.ndarray, det: Detections) -> None:

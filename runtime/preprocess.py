@@ -129,8 +129,5 @@ class Preprocessor:
         return self.out, self._transform
 
     def _copy_uint8(self, resized: np.ndarray) -> None:
-        chans = resized[:, :, list(self.order)]
-        if self.layout == "NCHW":
-            self.out[0] = chans.transpose(2, 0, 1)
-        else:
-            self.out[0] = chans
+        chans = resized[:, :, ::-1] if self.order == (2, 1, 0) else resized  # a view, no copy
+        np.copyto(self.out[0], chans.transpose(2, 0, 1) if self.layout == "NCHW" else chans)

@@ -77,5 +77,7 @@ def test_annotator_overlays_palette_and_draws_boxes(bundles: dict[str, Path]) ->
     out = ann(img, seg)
     assert out.shape == img.shape and tuple(out[5, 5]) == (128, 64, 128)[::-1]  # road colour, BGR
     assert img.sum() == 0  # the source frame is not drawn on
+    beyond = ann(img, SegMap(np.full((10, 20), 200, np.uint8), len(b.classes)))  # an id past the palette
+    assert tuple(beyond[5, 5]) == tuple(b.palette[-1][::-1])
     det = Detections(np.array([[2, 2, 30, 15]], np.float32), np.array([0.9], np.float32), np.array([0], np.int32))
     assert ann(img, det).sum() > 0
