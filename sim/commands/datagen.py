@@ -32,16 +32,20 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sim", choices=("builtin", "carla"), default="builtin")
-    p.add_argument("--scenario", default="highway", help="configs/sim/<name>.yaml (default highway)")
+    p.add_argument("--sim", choices=("builtin", "carla"), default="builtin",
+                   help="simulator: the built-in world (default) or a CARLA server (docs/carla.md)")
+    p.add_argument("--scenario", default="highway",
+                   help="builtin: highway, racetrack, roundabout, merge; carla: town01.. (configs/sim/; default highway)")
     p.add_argument("--frames", type=int, default=100, help="frames in total (default 100)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, required=True, metavar="DIR")
-    p.add_argument("--size", type=_size, default=(256, 512), metavar="HxW", help="default 256x512")
+    p.add_argument("--seed", type=int, default=0,
+                   help="dataset seed (default 0); episode k is seeded seed * 10007 + k: same seed, same dataset")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    p.add_argument("--size", type=_size, default=(256, 512), metavar="HxW", help="camera image size (default 256x512)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--episodes", type=int, help="spread the frames over K episodes")
-    group.add_argument("--frames-per-episode", type=int, default=50, metavar="M")
-    p.add_argument("--format", choices=("png", "jpg"), default="png")
+    group.add_argument("--frames-per-episode", type=int, default=50, metavar="M",
+                       help="frames per episode (default 50); episodes = frames / M")
+    p.add_argument("--format", choices=("png", "jpg"), default="png", help="image format (labels are always PNG)")
     p.add_argument("--force", action="store_true", help="overwrite a non-empty DIR")
     p.add_argument("--preview", action="store_true", help="also write DIR/preview.png")
     p.add_argument("--preview-only", action="store_true", help="only (re)write DIR/preview.png")
