@@ -33,6 +33,13 @@ Exit 1 on a regression (the rows are printed); rows missing from the baseline
 are reported but pass. A baseline from another device class (CPU model / GPU
 name) or an unreadable one is an error (exit 2). --update-baseline writes this
 run as the baseline instead of gating.
+
+examples:
+  edgepilot bench --model models/seg --backends ort,torch --precisions fp32,fp16 --out bench.json --plot bench.png
+  edgepilot bench --model models/seg --shapes 256x512,512x1024 --deadline-ms 33.3
+  edgepilot bench --model models/seg --rate 30                       # paced like a 30 FPS camera
+  edgepilot bench --model models/seg --baseline base.json --update-baseline   # record a baseline
+  edgepilot bench --model models/seg --baseline base.json --tolerance 0.10    # gate: exit 1 on a regression
 """
 
 
