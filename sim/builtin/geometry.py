@@ -65,7 +65,7 @@ class BoxSet:
         """rows of (x, y, yaw, half_len, half_wid, z0, z1, tag, rgb, actor_id)."""
         if not rows:
             z = np.zeros(0)
-            return cls(np.zeros((0, 2)), z, z, z, z, z, z, z.astype(int), np.zeros((0, 3)), z.astype(int))
+            return cls(np.zeros((0, 2)), z, z, z, z, z, z.astype(int), np.zeros((0, 3)), z.astype(int))
         cols = list(zip(*rows, strict=True))
         f = [np.array(c, dtype=np.float64) for c in cols[2:7]]
         return cls(np.stack([cols[0], cols[1]], axis=1).astype(np.float64), *f,
