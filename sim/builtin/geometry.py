@@ -29,7 +29,7 @@ def to_world(xy_hw: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, slots=True)
 class GroundLayer:
-    """Flat quads on z = 0 sharing one tag; ``rgb`` None means textured road."""
+    """Flat quads on z = 0 sharing one tag; ``rgb`` None means a textured surface (labels only)."""
 
     tag: int
     polys: np.ndarray  # (Q, 4, 2) world xy, convex, in drawing order
@@ -171,7 +171,7 @@ def build_static_world(road, scenery: SceneryConfig, look: Appearance, origin_hw
     keep = _clear_of_road(boxes, mask)
     return StaticWorld(
         road=GroundLayer.build(TAG_IDS["Roads"], road_q, None),
-        sidewalks=GroundLayer.build(TAG_IDS["SideWalks"], walk_q, np.array(look.sidewalk_rgb)),
+        sidewalks=GroundLayer.build(TAG_IDS["SideWalks"], walk_q, None),  # textured by the renderer
         lines=GroundLayer.build(TAG_IDS["RoadLine"], line_q, np.array(look.line_rgb)),
         props=BoxSet(*(getattr(boxes, f)[keep] for f in BoxSet.__slots__)),
     )
