@@ -95,15 +95,14 @@ class Appearance:
 class Backdrop:
     """Per-episode images: what the camera sees with no road and no objects."""
 
-    rgb: np.ndarray  # HxWx3 uint8: sky and terrain, textured, fogged, lit
+    rgb: np.ndarray  # HxWx3 uint8: textured sky; flat fogged terrain below (textured per frame)
     labels: np.ndarray  # HxW uint8: Sky above the horizon, Terrain below
-    road_rgb: np.ndarray  # HxWx3 uint8: textured road surface, copied where labels == Roads
     noise_add: tuple[np.ndarray, ...]  # NOISE_FRAMES HxWx3 uint8 positive parts of sensor noise
     noise_sub: tuple[np.ndarray, ...]
 
 
 def _texture(rng: np.random.Generator, h: int, w: int, strength: float) -> np.ndarray:
-    """(H, W, 1) multiplicative texture around 1: coarse blotches plus fine grain."""
+    """(H, W, 1) image-space multiplicative texture around 1 (the sky's): blotches plus grain."""
     coarse = cv2.resize(rng.standard_normal((max(h // 16, 2), max(w // 16, 2))).astype(np.float32),
                         (w, h), interpolation=cv2.INTER_CUBIC)
     fine = rng.standard_normal((h, w)).astype(np.float32) * 0.5
@@ -111,7 +110,7 @@ def _texture(rng: np.random.Generator, h: int, w: int, strength: float) -> np.nd
 
 
 def build_backdrop(look: Appearance, camera: PinholeCamera, rng: np.random.Generator) -> Backdrop:
-    """Render sky, terrain and the road texture for this camera once per episode."""
+    """Render the sky, the untextured terrain and the sensor noise for this camera once per episode."""
     h, w = camera.height, camera.width
     depth = camera.ground_depth_per_row()  # (H,)
     sky_rows = ~np.isfinite(depth)
@@ -122,10 +121,7 @@ def build_backdrop(look: Appearance, camera: PinholeCamera, rng: np.random.Gener
     t = np.clip((horizon - rows) / max(h * 0.6, 1.0), 0.0, 1.0)[:, None, None]
     sky = np.array(look.sky_top_rgb) * t + np.array(look.fog_rgb) * (1 - t)
     sky = np.broadcast_to(sky, (h, w, 3)) * _texture(rng, h, w, 0.02)
-    terrain = look.fog(np.array(look.terrain_rgb) * _texture(rng, h, w, look.texture_strength * 2),
-                       ground_depth)
-    road = look.fog(np.array(look.road_rgb) * _texture(rng, h, w, look.texture_strength),
-                    ground_depth)
+    terrain = look.fog(np.broadcast_to(np.array(look.terrain_rgb), (h, w, 3)), ground_depth)
     rgb = np.where(sky_rows[:, None, None], sky, terrain)
     labels = np.where(sky_rows[:, None], TAG_IDS["Sky"], TAG_IDS["Terrain"]).astype(np.uint8)
     labels = np.ascontiguousarray(np.broadcast_to(labels, (h, w)))
@@ -133,7 +129,6 @@ def build_backdrop(look: Appearance, camera: PinholeCamera, rng: np.random.Gener
     return Backdrop(
         rgb=look.light(rgb).astype(np.uint8),
         labels=labels,
-        road_rgb=look.light(road).astype(np.uint8),
         noise_add=tuple(np.clip(n, 0, 255).astype(np.uint8) for n in noise),
         noise_sub=tuple(np.clip(-n, 0, 255).astype(np.uint8) for n in noise),
     )

@@ -29,7 +29,7 @@ def to_world(xy_hw: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, slots=True)
 class GroundLayer:
-    """Flat quads on z = 0 sharing one tag; ``rgb`` None means textured road."""
+    """Flat quads on z = 0 sharing one tag; ``rgb`` None means a textured surface (labels only)."""
 
     tag: int
     polys: np.ndarray  # (Q, 4, 2) world xy, convex, in drawing order
@@ -65,7 +65,7 @@ class BoxSet:
         """rows of (x, y, yaw, half_len, half_wid, z0, z1, tag, rgb, actor_id)."""
         if not rows:
             z = np.zeros(0)
-            return cls(np.zeros((0, 2)), z, z, z, z, z, z, z.astype(int), np.zeros((0, 3)), z.astype(int))
+            return cls(np.zeros((0, 2)), z, z, z, z, z, z.astype(int), np.zeros((0, 3)), z.astype(int))
         cols = list(zip(*rows, strict=True))
         f = [np.array(c, dtype=np.float64) for c in cols[2:7]]
         return cls(np.stack([cols[0], cols[1]], axis=1).astype(np.float64), *f,
@@ -171,7 +171,7 @@ def build_static_world(road, scenery: SceneryConfig, look: Appearance, origin_hw
     keep = _clear_of_road(boxes, mask)
     return StaticWorld(
         road=GroundLayer.build(TAG_IDS["Roads"], road_q, None),
-        sidewalks=GroundLayer.build(TAG_IDS["SideWalks"], walk_q, np.array(look.sidewalk_rgb)),
+        sidewalks=GroundLayer.build(TAG_IDS["SideWalks"], walk_q, None),  # textured by the renderer
         lines=GroundLayer.build(TAG_IDS["RoadLine"], line_q, np.array(look.line_rgb)),
         props=BoxSet(*(getattr(boxes, f)[keep] for f in BoxSet.__slots__)),
     )

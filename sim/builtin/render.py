@@ -3,6 +3,7 @@
 One pass of draw calls writes all three buffers, so labels and boxes agree with
 the RGB pixel for pixel. Ground quads are drawn first (flat world: nothing on
 the ground can hide an object), then boxes far to near (painter's algorithm).
+Ground surfaces take their world-anchored textures from ``GroundPainter``.
 Boxes are read back from the instance buffer, so a hidden vehicle has none.
 """
 
@@ -14,6 +15,7 @@ import numpy as np
 from sim.builtin.appearance import NOISE_FRAMES, Appearance, Backdrop
 from sim.builtin.camera import NEAR_M, PinholeCamera, clip_near, clip_rect
 from sim.builtin.geometry import BoxSet, GroundLayer, StaticWorld
+from sim.builtin.ground import GroundPainter, GroundTexture
 from sim.tags import TAG_IDS
 from sim.types import Box2D
 
@@ -35,12 +37,18 @@ class Renderer:
         self.instances = np.zeros((h, w), np.uint16)
         self._guard = (-2.0 * w, 3.0 * w, 3.0 * h)  # lo, hi_x, hi_y of the rasterisable band
         self._tan_half = (w / 2) / camera.fx
+        self.ground = GroundPainter(camera)
+        rows = h - self.ground.first_row
+        self._surface = np.empty((rows, w, 3), np.uint8)  # one textured surface before masking
+        self._mask = np.empty((rows, w), np.uint8)
         self.world: StaticWorld | None = None
         self.look: Appearance | None = None
         self.backdrop: Backdrop | None = None
 
-    def begin_episode(self, world: StaticWorld, look: Appearance, backdrop: Backdrop) -> None:
+    def begin_episode(self, world: StaticWorld, look: Appearance, backdrop: Backdrop,
+                      texture: GroundTexture) -> None:
         self.world, self.look, self.backdrop = world, look, backdrop
+        self.ground.begin_episode(look, texture)
 
     def render(self, pose: tuple[float, float, float], vehicles: BoxSet, frame: int
                ) -> tuple[np.ndarray, np.ndarray, tuple[Box2D, ...]]:
@@ -54,15 +62,28 @@ class Renderer:
         np.copyto(self.rgb, self.backdrop.rgb)
         np.copyto(self.labels, self.backdrop.labels)
         self.instances.fill(0)
+        ground_rgb = self.rgb[self.ground.first_row:]
+        self.ground.sample(pose)
+        self.ground.paint("terrain", ground_rgb)
         self._draw_ground(self.world.road)
         self._draw_ground(self.world.sidewalks)
-        mask = cv2.compare(self.labels, TAG_IDS["Roads"], cv2.CMP_EQ)
-        cv2.copyTo(self.backdrop.road_rgb, mask, self.rgb)
+        self._paint_surface("road", TAG_IDS["Roads"])
+        self._paint_surface("sidewalk", TAG_IDS["SideWalks"])
         self._draw_ground(self.world.lines)
         rois = self._draw_boxes(self.world.props, vehicles)
         boxes = self._read_boxes(rois, vehicles)
         self._finish(frame)
         return self.rgb.copy(), self.labels.copy(), boxes
+
+    def _paint_surface(self, surface: str, tag: int) -> None:
+        """Copy the textured ``surface`` where the labels say ``tag`` (ground rows only)."""
+        ground = self.ground.first_row
+        if ground == self.labels.shape[0]:
+            return  # the camera looks above the horizon
+        cv2.compare(self.labels[ground:], tag, cv2.CMP_EQ, dst=self._mask)
+        if cv2.countNonZero(self._mask):
+            self.ground.paint(surface, self._surface)
+            cv2.copyTo(self._surface, self._mask, self.rgb[ground:])
 
     def _visible(self, centres: np.ndarray, radii: np.ndarray) -> np.ndarray:
         """Indices of things whose bounding circle may fall inside the view frustum."""

@@ -16,6 +16,7 @@ from runtime.errors import SimulatorError
 from sim.builtin.appearance import Appearance, build_backdrop
 from sim.builtin.camera import PinholeCamera
 from sim.builtin.geometry import BoxSet, build_static_world, to_world
+from sim.builtin.ground import GroundTexture
 from sim.builtin.render import Renderer
 from sim.builtin.route import Privileged, Route, privileged_view, wrap
 from sim.builtin.scenario import ScenarioConfig, load_scenario, make_env
@@ -65,7 +66,8 @@ class BuiltinSimulator(Simulator):
         ego = self.ego
         self.look = Appearance.sample(rng)
         world = build_static_world(self.env.road, self.config.scenery, self.look, ego.position.copy(), rng)
-        self.renderer.begin_episode(world, self.look, build_backdrop(self.look, self.camera, rng))
+        backdrop = build_backdrop(self.look, self.camera, rng)
+        self.renderer.begin_episode(world, self.look, backdrop, GroundTexture.sample(rng))
         self.route = Route(self.env.road.network, ego.lane_index, self.config.destination)
         s0 = ego.lane.local_coordinates(ego.position)[0]
         self.route_length_m = (self.route.length_from(ego.lane_index, s0) if self.config.destination
