@@ -44,6 +44,9 @@ def loop_table() -> str:
     lines = ["| loop target (CPU, ort) | measured | target | |", "| --- | --- | --- | --- |"]
     for t in d["targets"]:
         lines.append(f"| {t['name']} | {t['measured']:.3f} | {t['target']} | {'pass' if t['pass'] else 'FAIL'} |")
+    for t in d.get("informational", []):
+        lines.append(f"| {t['name']} (informational) | {t['measured']:.3f} | {t['target']} | "
+                     f"{'pass' if t['pass'] else 'over'} |")
     lines.append("")
     lines.append(f"`python benchmarks/bench_loop.py` (also run by `make bench`) → `benchmarks/results/loop_cpu.json` "
                  f"({d['date'][:10]}; {d['setup']['bundle']}).")
