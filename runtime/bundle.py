@@ -71,17 +71,6 @@ class TensorSpec:
     shape: tuple[int | None, ...]
     dtype: str = "float32"
 
-    def concrete(self, **dims: int) -> tuple[int, ...]:
-        """Shape with dynamic dims replaced (batch -> 1); raises if any stays unknown."""
-        out = []
-        for i, d in enumerate(self.shape):
-            if d is None:
-                d = 1 if i == 0 else dims.get(str(i))
-            if d is None:
-                raise BundleError(f"tensor {self.name!r} has a dynamic dim {i}: pass --shapes HxW")
-            out.append(int(d))
-        return tuple(out)
-
 
 @dataclass(frozen=True, slots=True)
 class Bundle:

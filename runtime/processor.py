@@ -44,10 +44,6 @@ class HostProcessor:
         self.pre = Preprocessor(self.spec, bundle.preprocess, hw or engine.hw, buffers=PIPELINE_BUFFERS)
         self.decode = make_decoder(bundle)
 
-    @property
-    def input_hw(self) -> tuple[int, int]:
-        return self.pre.input_hw
-
     def prepare(self, frame: Frame) -> Prepared:
         tensor, transform = self.pre(frame.image)
         frame.timeline.stamp(PREPROCESS)

@@ -26,7 +26,6 @@ class PinholeCamera:
         self.cx, self.cy = config.width / 2.0, config.height / 2.0
         self.pitch = math.radians(config.pitch_deg)
         self._rot = np.eye(3)
-        self._origin = np.zeros(3)
         self.position = np.zeros(3)
 
     def horizon_row(self) -> float:
