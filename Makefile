@@ -25,8 +25,9 @@ demo: $(STAMP)
 	$(VENV)/bin/edgepilot demo
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check runtime perception export sim tests benchmarks
-	$(VENV)/bin/mypy runtime
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy -p edgepilot
+	$(VENV)/bin/lint-imports
 
 test: lint
 	$(PY) -m pytest -q

@@ -78,10 +78,10 @@ def target(name: str, value: float, limit: float, op: str) -> dict[str, Any]:
 
 def memory_run(bundle: Path, frames: int, threads: int) -> dict[str, float]:
     """RSS growth over a ``frames``-long run after a 500-frame warm-up run, in MB."""
-    from runtime.engines import load_engine
-    from runtime.pipeline import run_loop
-    from runtime.processor import make_processor
-    from runtime.sources import Source, SyntheticCapture
+    from edgepilot.runtime.engines import load_engine
+    from edgepilot.runtime.pipeline import run_loop
+    from edgepilot.runtime.processor import make_processor
+    from edgepilot.runtime.sources import Source, SyntheticCapture
 
     engine = load_engine(bundle, "ort", threads=threads)
     processor = make_processor(engine.bundle, engine)
@@ -112,12 +112,12 @@ def main() -> None:
 
     import onnxruntime
 
-    from export import tiny
-    from runtime.bench.measure import time_engine
-    from runtime.engines import load_engine
-    from runtime.pipeline import run_loop
-    from runtime.processor import make_processor
-    from runtime.sources import open_source, write_pattern_clip
+    from edgepilot.export import tiny
+    from edgepilot.runtime.bench.measure import time_engine
+    from edgepilot.runtime.engines import load_engine
+    from edgepilot.runtime.pipeline import run_loop
+    from edgepilot.runtime.processor import make_processor
+    from edgepilot.runtime.sources import open_source, write_pattern_clip
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_loop_"))
     bundle = tiny.segmentation_bundle(tmp / "seg", hw=(256, 512), width=args.width)

@@ -18,9 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sim.builtin.world import BuiltinSimulator
-from sim.driver import ScriptedDriver
-from sim.types import CameraConfig
+from edgepilot.sim.builtin.world import BuiltinSimulator
+from edgepilot.sim.driver import ScriptedDriver
+from edgepilot.sim.types import CameraConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -12,9 +12,9 @@ import json
 from importlib import metadata
 from pathlib import Path
 
-from sim.builtin.world import BuiltinSimulator
-from sim.driver import ScriptedDriver
-from sim.metrics import EpisodeMeter, EpisodeScore, summarise
+from edgepilot.sim.builtin.world import BuiltinSimulator
+from edgepilot.sim.driver import ScriptedDriver
+from edgepilot.sim.metrics import EpisodeMeter, EpisodeScore, summarise
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCENARIOS = ("highway", "racetrack", "roundabout", "merge")
@@ -38,7 +38,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=RESULTS / "baseline_driver.json")
     args = p.parse_args()
     report: dict = {
-        "driver": "sim.driver.ScriptedDriver (privileged, pure pursuit + gap keeping, no noise)",
+        "driver": "edgepilot.sim.driver.ScriptedDriver (privileged, pure pursuit + gap keeping, no noise)",
         "episodes_per_scenario": args.episodes,
         "seeds": [args.first_seed, args.first_seed + args.episodes - 1],
         "versions": {"highway-env": metadata.version("highway-env")},

@@ -20,8 +20,8 @@ RESULTS = Path(__file__).resolve().parent / "results" / "parity_cpu.json"
 
 
 def main() -> None:
-    from export.tiny_torch import torch_segmentation_bundle
-    from runtime.engines import load_engine
+    from edgepilot.export.tiny_torch import torch_segmentation_bundle
+    from edgepilot.runtime.engines import load_engine
 
     hw = (128, 256)
     with tempfile.TemporaryDirectory() as tmp:
@@ -35,7 +35,7 @@ def main() -> None:
     doc = {
         "benchmark": "parity_cpu", "command": "PYTHONPATH=. python benchmarks/parity_cpu.py",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "model": f"export.tiny_torch.torch_segmentation_bundle(hw={hw}, argmax=False), random weights, seed 0",
+        "model": f"edgepilot.export.tiny_torch.torch_segmentation_bundle(hw={hw}, argmax=False), random weights, seed 0",
         "ort_vs_torch_fp32_max_abs": float(np.abs(ref - via_torch).max()),
         "ort_fp16_vs_fp32_max_abs": float(np.abs(ref - half).max()),
         "ort_fp16_vs_fp32_argmax_agreement": float((ref.argmax(1) == half.argmax(1)).mean()),

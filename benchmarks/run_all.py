@@ -57,10 +57,10 @@ def load_config(path: Path) -> SuiteConfig:
 
 
 def build_bundle(model: str, folder: Path) -> Path:
-    from export import tiny
+    from edgepilot.export import tiny
 
     def torch_seg(p: Path) -> Path:
-        from export.tiny_torch import torch_segmentation_bundle
+        from edgepilot.export.tiny_torch import torch_segmentation_bundle
 
         return torch_segmentation_bundle(p)
 
@@ -72,11 +72,11 @@ def build_bundle(model: str, folder: Path) -> Path:
 
 def bench_engines(cfg: SuiteConfig) -> int:
     """Bench every row, write the JSON and PNG under the repository root; returns an exit code."""
-    from runtime.bench.plot import plot_latency
-    from runtime.bench.report import format_table, write_report
-    from runtime.bench.suite import BenchSettings, build_report, run_bench
-    from runtime.bundle import load_bundle
-    from runtime.options import parse_shape
+    from edgepilot.runtime.bench.plot import plot_latency
+    from edgepilot.runtime.bench.report import format_table, write_report
+    from edgepilot.runtime.bench.suite import BenchSettings, build_report, run_bench
+    from edgepilot.runtime.bundle import load_bundle
+    from edgepilot.runtime.options import parse_shape
 
     settings = BenchSettings(cfg.iters, cfg.warmup, cfg.repeats, cfg.device, None, cfg.deadline_ms,
                              dict(cfg.engine_options))

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from runtime.bundle import write_meta
-from runtime.errors import require
+from edgepilot.runtime.bundle import write_meta
+from edgepilot.runtime.errors import require
 
 OPSET = 17
 SEG_CLASSES = ["unlabeled", "road", "roadline", "car", "sky", "terrain", "pole", "building"]

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from export.tiny import PREPROCESS, SEG_CLASSES, SEG_PALETTE
-from export.torch_export import export_bundle
-from runtime.errors import require
+from edgepilot.export.tiny import PREPROCESS, SEG_CLASSES, SEG_PALETTE
+from edgepilot.export.torch_export import export_bundle
+from edgepilot.runtime.errors import require
 
 
 def tiny_segnet(width: int = 16, num_classes: int = len(SEG_CLASSES), seed: int = 0) -> Any:

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from runtime.bundle import write_meta
-from runtime.errors import require
+from edgepilot.runtime.bundle import write_meta
+from edgepilot.runtime.errors import require
 
 DTYPE_NAMES = {"torch.float32": "float32", "torch.float16": "float16", "torch.uint8": "uint8",
                "torch.int8": "int8", "torch.int32": "int32", "torch.int64": "int64", "torch.bool": "bool"}

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runtime.errors import BundleError
+from edgepilot.runtime.errors import BundleError
 
 FORMAT = "edgepilot-bundle"
 VERSION = 1

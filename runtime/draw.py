@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from runtime.frame import Detections, Output, PolicyAction, SegMap
+from edgepilot.runtime.frame import Detections, Output, PolicyAction, SegMap
 
 
 def _default_palette(n: int) -> np.ndarray:

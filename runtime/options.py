@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.errors import EdgepilotError
+from edgepilot.runtime.errors import EdgepilotError
 
 NATIVE = "native"
 

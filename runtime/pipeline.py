@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from runtime.draw import Annotator
-from runtime.errors import SourceError
-from runtime.frame import (
+from edgepilot.runtime.draw import Annotator
+from edgepilot.runtime.errors import SourceError
+from edgepilot.runtime.frame import (
     CAPTURE,
     HANDOFF,
     INFER,
@@ -37,9 +37,9 @@ from runtime.frame import (
     Output,
     Result,
 )
-from runtime.sinks import Sink
-from runtime.sources import Source
-from runtime.telemetry import format_row, summarize_ms
+from edgepilot.runtime.sinks import Sink
+from edgepilot.runtime.sources import Source
+from edgepilot.runtime.telemetry import format_row, summarize_ms
 
 QUEUE = "queue"  # stamped when the loop takes the frame from the source: capture -> queue is waiting time
 STAGES = (QUEUE, PREPROCESS, HANDOFF, INFER, POSTPROCESS, OUTPUT)

@@ -13,8 +13,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from runtime.bundle import TensorSpec
-from runtime.errors import BundleError
+from edgepilot.runtime.bundle import TensorSpec
+from edgepilot.runtime.errors import BundleError
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runtime.bundle import Bundle
-from runtime.engines.base import Engine
-from runtime.frame import HANDOFF, INFER, POSTPROCESS, PREPROCESS, Frame, Output
-from runtime.postprocess import make_decoder
-from runtime.preprocess import Preprocessor, Transform
+from edgepilot.runtime.bundle import Bundle
+from edgepilot.runtime.engines.base import Engine
+from edgepilot.runtime.frame import HANDOFF, INFER, POSTPROCESS, PREPROCESS, Frame, Output
+from edgepilot.runtime.postprocess import make_decoder
+from edgepilot.runtime.preprocess import Preprocessor, Transform
 
 # Preprocessed inputs that may be alive at once in the loop: one being written,
 # one waiting in the one-slot queue, one being inferred.

@@ -16,8 +16,8 @@ from typing import IO, Any, Protocol
 import cv2
 import numpy as np
 
-from runtime.errors import SinkError
-from runtime.frame import CAPTURE, Detections, PolicyAction, Result, SegMap
+from edgepilot.runtime.errors import SinkError
+from edgepilot.runtime.frame import CAPTURE, Detections, PolicyAction, Result, SegMap
 
 FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 

@@ -30,8 +30,8 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from runtime.errors import RUNTIME_FAILURE, SourceError
-from runtime.frame import Frame
+from edgepilot.runtime.errors import RUNTIME_FAILURE, SourceError
+from edgepilot.runtime.frame import Frame
 
 log = logging.getLogger("edgepilot.sources")
 

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from runtime.bench.gate import GateResult
-    from runtime.bench.report import BenchRow
+    from edgepilot.runtime.bench.gate import GateResult
+    from edgepilot.runtime.bench.report import BenchRow
 
 UPDATE_OPTION = "--update-latency-baselines"
 
@@ -47,11 +47,11 @@ def latency_gate(request: pytest.FixtureRequest) -> Callable[..., GateResult]:
               shape: str = "native", device: str = "cpu", tolerance: float = 0.10, iters: int = 50,
               warmup: int = 5, repeats: int = 5, noise_k: float = 3.0, max_band: float = 0.5,
               **engine_options: Any) -> GateResult:
-        from runtime.bench.gate import GateRule, format_result
-        from runtime.bench.report import load_report
-        from runtime.bench.suite import BenchSettings, bench_row, gate_run
-        from runtime.bundle import load_bundle
-        from runtime.options import parse_shape
+        from edgepilot.runtime.bench.gate import GateRule, format_result
+        from edgepilot.runtime.bench.report import load_report
+        from edgepilot.runtime.bench.suite import BenchSettings, bench_row, gate_run
+        from edgepilot.runtime.bundle import load_bundle
+        from edgepilot.runtime.options import parse_shape
 
         loaded = load_bundle(bundle)
         settings = BenchSettings(iters, warmup, repeats, device, engine_options=dict(engine_options))
@@ -76,8 +76,8 @@ def latency_gate(request: pytest.FixtureRequest) -> Callable[..., GateResult]:
 def _write_baseline(bundle: Any, path: Path, stored: dict[str, Any] | None, row: BenchRow,
                     settings: Any) -> None:
     """Write ``row`` into the baseline at ``path``, keeping the stored rows with other keys."""
-    from runtime.bench.report import write_report
-    from runtime.bench.suite import build_report
+    from edgepilot.runtime.bench.report import write_report
+    from edgepilot.runtime.bench.suite import build_report
 
     others = [r for r in (stored["rows"] if stored else []) if r.key != row.key]
     write_report(build_report(bundle, [*others, row], settings, ["pytest", UPDATE_OPTION]), path)

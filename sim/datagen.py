@@ -22,10 +22,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtime.errors import EdgepilotError
-from sim.driver import DriverConfig, ScriptedDriver
-from sim.tags import CARLA_TAGS, TAG_IDS
-from sim.types import CameraConfig, Control, Observation
+from edgepilot.runtime.errors import EdgepilotError
+from edgepilot.sim.driver import DriverConfig, ScriptedDriver
+from edgepilot.sim.tags import CARLA_TAGS, TAG_IDS
+from edgepilot.sim.types import CameraConfig, Control, Observation
 
 OUR_FILES = ("images", "labels", "annotations.json", "manifest.json", "preview.png")
 
@@ -78,7 +78,7 @@ def generate(cfg: DatagenConfig, progress: bool = True) -> dict:
     """Drive episodes and write the dataset; returns the manifest."""
     from tqdm import tqdm
 
-    from sim.registry import make_simulator
+    from edgepilot.sim.registry import make_simulator
 
     prepare_out(cfg)
     camera = CameraConfig(width=cfg.width, height=cfg.height)

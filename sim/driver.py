@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.builtin.route import Privileged
-from sim.types import Control, EgoState
+from edgepilot.sim.builtin.route import Privileged
+from edgepilot.sim.types import Control, EgoState
 
 MAX_STEER_RAD = math.pi / 4  # highway-env's ContinuousAction steering range
 

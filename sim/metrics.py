@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from sim.types import Observation
+from edgepilot.sim.types import Observation
 
 PENALTY = {"vehicle": 0.60, "static": 0.65, "pedestrian": 0.50, "red_light": 0.70}
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtime.errors import EdgepilotError
-from sim.tags import palette
+from edgepilot.runtime.errors import EdgepilotError
+from edgepilot.sim.tags import palette
 
 
 def overlay(image: np.ndarray, labels: np.ndarray, boxes: list[list[float]], alpha: float = 0.45) -> np.ndarray:

@@ -8,12 +8,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from runtime.errors import EdgepilotError
-from sim.types import CameraConfig, Simulator
+from edgepilot.runtime.errors import EdgepilotError
+from edgepilot.sim.types import CameraConfig, Simulator
 
 BACKENDS = {
-    "builtin": "sim.builtin.world:BuiltinSimulator",
-    "carla": "sim.carla.client:CarlaSimulator",
+    "builtin": "edgepilot.sim.builtin.world:BuiltinSimulator",
+    "carla": "edgepilot.sim.carla.client:CarlaSimulator",
 }
 
 

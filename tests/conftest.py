@@ -26,7 +26,7 @@ def make_clip(path: Path, n: int = 30, hw: tuple[int, int] = (120, 160), fps: fl
 def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny untrained bundles: seg (class ids, 128x256), seg_logits, seg_dynamic, centernet, yolo, policy."""
     pytest.importorskip("onnx")
-    from export import tiny
+    from edgepilot.export import tiny
 
     root = tmp_path_factory.mktemp("bundles")
     return {

@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from runtime.bench.report import BenchRow, RowKey
-from runtime.errors import GateError
+from edgepilot.runtime.bench.report import BenchRow, RowKey
+from edgepilot.runtime.errors import GateError
 
 MAD_TO_SIGMA = 1.4826  # MAD of a normal sample times this estimates its standard deviation
 

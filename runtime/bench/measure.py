@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runtime.engines.base import Engine
+from edgepilot.runtime.engines.base import Engine
 
 # Sleeping overshoots by up to ~0.1 ms on Linux; spin the last stretch so
 # paced arrivals start on schedule.

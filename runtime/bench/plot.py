@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from runtime.bench.report import BenchRow
-from runtime.errors import require
+from edgepilot.runtime.bench.report import BenchRow
+from edgepilot.runtime.errors import require
 
 # Beyond this max/min spread a linear axis squashes the fast rows into a line.
 LOG_SPREAD = 20.0

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from runtime.bench.measure import Timing
-from runtime.errors import GateError
-from runtime.telemetry import summarize_ms
+from edgepilot.runtime.bench.measure import Timing
+from edgepilot.runtime.errors import GateError
+from edgepilot.runtime.telemetry import summarize_ms
 
 FORMAT = "edgepilot-bench"
 VERSION = 1

@@ -13,9 +13,15 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from runtime.bench.gate import GateResult, GateRule, check_device_classes, check_settings, gate
-from runtime.bench.measure import time_engine
-from runtime.bench.report import (
+from edgepilot.runtime.bench.gate import (
+    GateResult,
+    GateRule,
+    check_device_classes,
+    check_settings,
+    gate,
+)
+from edgepilot.runtime.bench.measure import time_engine
+from edgepilot.runtime.bench.report import (
     FORMAT,
     VERSION,
     BenchRow,
@@ -24,12 +30,12 @@ from runtime.bench.report import (
     row_to_json,
     skipped_row,
 )
-from runtime.bench.system import device_classes, system_info
-from runtime.bundle import Bundle, file_sha256
-from runtime.engines import load_engine
-from runtime.engines.base import parse_device
-from runtime.errors import EdgepilotError
-from runtime.options import NATIVE, parse_shape
+from edgepilot.runtime.bench.system import device_classes, system_info
+from edgepilot.runtime.bundle import Bundle, file_sha256
+from edgepilot.runtime.engines import load_engine
+from edgepilot.runtime.engines.base import parse_device
+from edgepilot.runtime.errors import EdgepilotError
+from edgepilot.runtime.options import NATIVE, parse_shape
 
 
 @dataclass(frozen=True, slots=True)

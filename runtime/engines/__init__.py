@@ -10,15 +10,15 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from runtime.bundle import Bundle, load_bundle
-from runtime.engines.base import Engine
-from runtime.errors import EngineError
+from edgepilot.runtime.bundle import Bundle, load_bundle
+from edgepilot.runtime.engines.base import Engine
+from edgepilot.runtime.errors import EngineError
 
 BACKENDS = {
-    "null": "runtime.engines.ops_null:NullEngine",
-    "ort": "runtime.engines.ops_ort:OrtEngine",
-    "torch": "runtime.engines.ops_torch:TorchEngine",
-    "trt": "runtime.engines.ops_trt:TrtEngine",
+    "null": "edgepilot.runtime.engines.ops_null:NullEngine",
+    "ort": "edgepilot.runtime.engines.ops_ort:OrtEngine",
+    "torch": "edgepilot.runtime.engines.ops_torch:TorchEngine",
+    "trt": "edgepilot.runtime.engines.ops_trt:TrtEngine",
 }
 
 

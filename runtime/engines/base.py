@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from runtime.bundle import PRECISIONS, Bundle, TensorSpec
-from runtime.errors import DeviceError, EngineError
+from edgepilot.runtime.bundle import PRECISIONS, Bundle, TensorSpec
+from edgepilot.runtime.errors import DeviceError, EngineError
 
 _DEVICE = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
 

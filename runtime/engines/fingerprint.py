@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from runtime.bundle import Bundle
-from runtime.errors import BundleError, EngineError
+from edgepilot.runtime.bundle import Bundle
+from edgepilot.runtime.errors import BundleError, EngineError
 
 ENGINE_DIR = "engines"
 

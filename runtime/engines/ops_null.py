@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from runtime.bundle import Bundle
-from runtime.engines.base import Engine
-from runtime.errors import EngineError
+from edgepilot.runtime.bundle import Bundle
+from edgepilot.runtime.engines.base import Engine
+from edgepilot.runtime.errors import EngineError
 
 
 class NullEngine(Engine):

@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from runtime.bundle import Bundle, file_sha256
-from runtime.engines.base import Engine, check_feeds
-from runtime.errors import BundleError, DeviceError, EngineError, require
+from edgepilot.runtime.bundle import Bundle, file_sha256
+from edgepilot.runtime.engines.base import Engine, check_feeds
+from edgepilot.runtime.errors import BundleError, DeviceError, EngineError, require
 
 PROVIDERS = {
     "tensorrt": "TensorrtExecutionProvider",

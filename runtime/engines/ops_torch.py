@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from runtime.bundle import Bundle
-from runtime.engines.base import Engine, check_feeds
-from runtime.errors import BundleError, DeviceError, EngineError, require
+from edgepilot.runtime.bundle import Bundle
+from edgepilot.runtime.engines.base import Engine, check_feeds
+from edgepilot.runtime.errors import BundleError, DeviceError, EngineError, require
 
 _FLOAT = ("float32", "float16")
 
@@ -153,7 +153,7 @@ class TorchEngine(Engine):
         """A device-resident segmentation processor on CUDA; None (host processor) otherwise."""
         if self.device.kind != "cuda":
             return None
-        from runtime.engines.torch_processor import DeviceSegProcessor, supports
+        from edgepilot.runtime.engines.torch_processor import DeviceSegProcessor, supports
 
         return DeviceSegProcessor(self, bundle, hw) if supports(bundle) else None
 

@@ -31,11 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from runtime.bundle import Bundle, file_sha256
-from runtime.engines.base import Engine, check_feeds
-from runtime.engines.fingerprint import Fingerprint, resolve_engine
-from runtime.engines.ops_ort import fp16_model
-from runtime.errors import BundleError, DeviceError, EngineError, require
+from edgepilot.runtime.bundle import Bundle, file_sha256
+from edgepilot.runtime.engines.base import Engine, check_feeds
+from edgepilot.runtime.engines.fingerprint import Fingerprint, resolve_engine
+from edgepilot.runtime.engines.ops_ort import fp16_model
+from edgepilot.runtime.errors import BundleError, DeviceError, EngineError, require
 
 _TORCH_DTYPES = {"FLOAT": "float32", "HALF": "float16", "INT8": "int8", "INT32": "int32",
                  "INT64": "int64", "BOOL": "bool", "UINT8": "uint8"}

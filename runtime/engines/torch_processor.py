@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from runtime.bundle import Bundle
-from runtime.frame import INFER, POSTPROCESS, PREPROCESS, Frame, SegMap
-from runtime.preprocess import Preprocessor
+from edgepilot.runtime.bundle import Bundle
+from edgepilot.runtime.frame import INFER, POSTPROCESS, PREPROCESS, Frame, SegMap
+from edgepilot.runtime.preprocess import Preprocessor
 
 if TYPE_CHECKING:
-    from runtime.engines.ops_torch import TorchEngine
+    from edgepilot.runtime.engines.ops_torch import TorchEngine
 
 
 def supports(bundle: Bundle) -> bool:

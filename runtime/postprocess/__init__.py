@@ -10,17 +10,17 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from runtime.bundle import Bundle
-from runtime.errors import EngineError
-from runtime.frame import Output
-from runtime.preprocess import Transform
+from edgepilot.runtime.bundle import Bundle
+from edgepilot.runtime.errors import EngineError
+from edgepilot.runtime.frame import Output
+from edgepilot.runtime.preprocess import Transform
 
 Decoder = Callable[[Mapping[str, np.ndarray], Transform, tuple[int, int]], Output]
 
 
 def make_decoder(bundle: Bundle) -> Decoder:
     """The decoder for a bundle's task and ``decoder.type``."""
-    from runtime.postprocess import detection, policy, segmentation
+    from edgepilot.runtime.postprocess import detection, policy, segmentation
 
     kind = bundle.decoder["type"]
     table: dict[str, Callable[[Bundle], Decoder]] = {

@@ -22,11 +22,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from runtime.bundle import Bundle
-from runtime.errors import EngineError
-from runtime.frame import Detections
-from runtime.postprocess import check_finite, output
-from runtime.preprocess import Transform
+from edgepilot.runtime.bundle import Bundle
+from edgepilot.runtime.errors import EngineError
+from edgepilot.runtime.frame import Detections
+from edgepilot.runtime.postprocess import check_finite, output
+from edgepilot.runtime.preprocess import Transform
 
 _KERNEL = np.ones((3, 3), np.uint8)
 

@@ -6,10 +6,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from runtime.bundle import Bundle
-from runtime.frame import PolicyAction
-from runtime.postprocess import check_finite, output
-from runtime.preprocess import Transform
+from edgepilot.runtime.bundle import Bundle
+from edgepilot.runtime.frame import PolicyAction
+from edgepilot.runtime.postprocess import check_finite, output
+from edgepilot.runtime.preprocess import Transform
 
 
 class ActionDecoder:

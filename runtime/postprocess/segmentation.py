@@ -6,11 +6,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from runtime.bundle import Bundle
-from runtime.errors import EngineError
-from runtime.frame import SegMap
-from runtime.postprocess import check_finite, output
-from runtime.preprocess import Transform
+from edgepilot.runtime.bundle import Bundle
+from edgepilot.runtime.errors import EngineError
+from edgepilot.runtime.frame import SegMap
+from edgepilot.runtime.postprocess import check_finite, output
+from edgepilot.runtime.preprocess import Transform
 
 
 class SegmentationDecoder:

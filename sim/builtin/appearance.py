@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from sim.builtin.camera import PinholeCamera
-from sim.tags import TAG_IDS
+from edgepilot.sim.builtin.camera import PinholeCamera
+from edgepilot.sim.tags import TAG_IDS
 
 CAR_COLOURS = np.array(
     [[200, 200, 205], [30, 30, 35], [150, 20, 25], [20, 50, 130], [230, 230, 230],

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from sim.types import CameraConfig
+from edgepilot.sim.types import CameraConfig
 
 NEAR_M = 0.2
 

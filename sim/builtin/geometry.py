@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.builtin.appearance import Appearance
-from sim.builtin.scenario import SceneryConfig
-from sim.tags import TAG_IDS
+from edgepilot.sim.builtin.appearance import Appearance
+from edgepilot.sim.builtin.scenario import SceneryConfig
+from edgepilot.sim.tags import TAG_IDS
 
 STRAIGHT_STEP_M = 20.0
 CURVED_STEP_M = 4.0

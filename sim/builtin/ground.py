@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from sim.builtin.appearance import Appearance
-from sim.builtin.camera import PinholeCamera
+from edgepilot.sim.builtin.appearance import Appearance
+from edgepilot.sim.builtin.camera import PinholeCamera
 
 TILE = 256  # texels per tile side; a power of two so wrapping is a bitwise and
 TEXEL_M = (0.02, 0.10, 0.60)  # octaves: grain, mottling, blotches

@@ -12,12 +12,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from sim.builtin.appearance import NOISE_FRAMES, Appearance, Backdrop
-from sim.builtin.camera import NEAR_M, PinholeCamera, clip_near, clip_rect
-from sim.builtin.geometry import BoxSet, GroundLayer, StaticWorld
-from sim.builtin.ground import GroundPainter, GroundTexture
-from sim.tags import TAG_IDS
-from sim.types import Box2D
+from edgepilot.sim.builtin.appearance import NOISE_FRAMES, Appearance, Backdrop
+from edgepilot.sim.builtin.camera import NEAR_M, PinholeCamera, clip_near, clip_rect
+from edgepilot.sim.builtin.geometry import BoxSet, GroundLayer, StaticWorld
+from edgepilot.sim.builtin.ground import GroundPainter, GroundTexture
+from edgepilot.sim.tags import TAG_IDS
+from edgepilot.sim.types import Box2D
 
 SHIFT = 4  # sub-pixel bits for cv2.fillConvexPoly
 # box corners: bottom 0..3 then top 4..7, each (+l,+w), (+l,-w), (-l,-w), (-l,+w) in the box frame

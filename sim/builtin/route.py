@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.builtin.geometry import to_world
+from edgepilot.sim.builtin.geometry import to_world
 
 PATH_STEP_M = 2.0
 PATH_LENGTH_M = 60.0

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from runtime.errors import EdgepilotError, require
+from edgepilot.runtime.errors import EdgepilotError, require
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "sim"
 

@@ -12,16 +12,16 @@ from typing import Any
 
 import numpy as np
 
-from runtime.errors import SimulatorError
-from sim.builtin.appearance import Appearance, build_backdrop
-from sim.builtin.camera import PinholeCamera
-from sim.builtin.geometry import BoxSet, build_static_world, to_world
-from sim.builtin.ground import GroundTexture
-from sim.builtin.render import Renderer
-from sim.builtin.route import Privileged, Route, privileged_view, wrap
-from sim.builtin.scenario import ScenarioConfig, load_scenario, make_env
-from sim.tags import TAG_IDS
-from sim.types import CameraConfig, Control, EgoState, Events, Observation, Simulator
+from edgepilot.runtime.errors import SimulatorError
+from edgepilot.sim.builtin.appearance import Appearance, build_backdrop
+from edgepilot.sim.builtin.camera import PinholeCamera
+from edgepilot.sim.builtin.geometry import BoxSet, build_static_world, to_world
+from edgepilot.sim.builtin.ground import GroundTexture
+from edgepilot.sim.builtin.render import Renderer
+from edgepilot.sim.builtin.route import Privileged, Route, privileged_view, wrap
+from edgepilot.sim.builtin.scenario import ScenarioConfig, load_scenario, make_env
+from edgepilot.sim.tags import TAG_IDS
+from edgepilot.sim.types import CameraConfig, Control, EgoState, Events, Observation, Simulator
 
 GLASS_RGB = np.array([35.0, 45.0, 55.0])
 

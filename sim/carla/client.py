@@ -18,9 +18,9 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any, TypeVar
 
-from runtime.errors import EdgepilotError, SimulatorError, require
-from sim.carla import harness
-from sim.carla.decode import (
+from edgepilot.runtime.errors import EdgepilotError, SimulatorError, require
+from edgepilot.sim.carla import harness
+from edgepilot.sim.carla.decode import (
     bgra_to_rgb,
     collision_kind,
     ego_state,
@@ -28,10 +28,10 @@ from sim.carla.decode import (
     uses_legacy_tags,
     vehicle_boxes,
 )
-from sim.carla.harness import FIXED_DELTA_S, Session
-from sim.carla.route import Route, route_points
-from sim.carla.scenarios import resolve_scenario
-from sim.types import CameraConfig, Control, Events, Observation, Simulator
+from edgepilot.sim.carla.harness import FIXED_DELTA_S, Session
+from edgepilot.sim.carla.route import Route, route_points
+from edgepilot.sim.carla.scenarios import resolve_scenario
+from edgepilot.sim.types import CameraConfig, Control, Events, Observation, Simulator
 
 log = logging.getLogger("edgepilot.sim.carla")
 T = TypeVar("T")

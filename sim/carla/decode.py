@@ -12,8 +12,8 @@ import re
 import cv2
 import numpy as np
 
-from sim.tags import TAG_IDS
-from sim.types import Box2D, EgoState
+from edgepilot.sim.tags import TAG_IDS
+from edgepilot.sim.types import Box2D, EgoState
 
 # 0.9.14 renumbered the semantic tags to follow Cityscapes; older servers send these ids.
 LEGACY_TAGS_BEFORE = (0, 9, 14)

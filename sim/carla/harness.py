@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.errors import SimulatorError
-from sim.carla.decode import parse_version
-from sim.carla.sensors import SensorQueue
-from sim.types import CameraConfig
+from edgepilot.runtime.errors import SimulatorError
+from edgepilot.sim.carla.decode import parse_version
+from edgepilot.sim.carla.sensors import SensorQueue
+from edgepilot.sim.types import CameraConfig
 
 log = logging.getLogger("edgepilot.sim.carla")
 

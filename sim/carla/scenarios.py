@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from runtime.errors import EdgepilotError
+from edgepilot.runtime.errors import EdgepilotError
 
 SCENARIO_FILE = Path(__file__).resolve().parents[2] / "configs" / "sim" / "carla_scenarios.yaml"
 

@@ -13,7 +13,7 @@ import queue
 import time
 from typing import Any
 
-from runtime.errors import SimulatorError
+from edgepilot.runtime.errors import SimulatorError
 
 
 class SensorQueue:

@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.bench.measure import Timing, time_engine
-from runtime.bench.report import RowKey, format_table, measured_row
-from runtime.bench.suite import BenchSettings, build_report, run_bench
-from runtime.bundle import load_bundle
-from runtime.engines import load_engine
-from runtime.errors import EdgepilotError
-from runtime.options import parse_shape
-from runtime.telemetry import summarize_ms
+from edgepilot.runtime.bench.measure import Timing, time_engine
+from edgepilot.runtime.bench.report import RowKey, format_table, measured_row
+from edgepilot.runtime.bench.suite import BenchSettings, build_report, run_bench
+from edgepilot.runtime.bundle import load_bundle
+from edgepilot.runtime.engines import load_engine
+from edgepilot.runtime.errors import EdgepilotError
+from edgepilot.runtime.options import parse_shape
+from edgepilot.runtime.telemetry import summarize_ms
 
 ROOT = Path(__file__).resolve().parents[2]
 ROW_KEYS = {"backend", "precision", "shape", "device", "device_kind", "status", "reason", "engine",
@@ -117,7 +117,7 @@ def test_paced_at_400hz_queueing_grows(bundles: dict[str, Path]) -> None:
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "runtime.cli", "bench", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "edgepilot.cli", "bench", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.bundle import load_bundle
-from runtime.errors import BundleError
+from edgepilot.runtime.bundle import load_bundle
+from edgepilot.runtime.errors import BundleError
 
 
 def _copy(src: Path, dst: Path) -> Path:

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_demo_writes_artefacts_and_says_untrained(tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "runtime.cli", "demo", "--frames", "12", "--out", str(tmp_path)],
+    proc = subprocess.run([sys.executable, "-m", "edgepilot.cli", "demo", "--frames", "12", "--out", str(tmp_path)],
                           capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "untrained" in proc.stdout
@@ -28,6 +28,6 @@ def test_demo_writes_artefacts_and_says_untrained(tmp_path: Path) -> None:
 
 def test_demo_rejects_zero_frames(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "runtime.cli", "demo", "--frames", "0", "--out", str(tmp_path)],
+    proc = subprocess.run([sys.executable, "-m", "edgepilot.cli", "demo", "--frames", "0", "--out", str(tmp_path)],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2 and proc.stderr.strip().startswith("error: --frames 0")

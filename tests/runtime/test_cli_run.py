@@ -14,14 +14,14 @@ from pathlib import Path
 import cv2
 import pytest
 
-from runtime import cli
+from edgepilot import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def edgepilot(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "runtime.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "edgepilot.cli", *args], capture_output=True, text=True,
                           env=env, timeout=timeout, cwd=ROOT)
 
 
@@ -79,7 +79,7 @@ def test_nan_outputs_exit_1_and_still_write_the_report(bundles: dict[str, Path],
 def test_ctrl_c_stops_cleanly_with_a_report(bundles: dict[str, Path], tmp_path: Path) -> None:
     rep, jsonl = tmp_path / "rep.json", tmp_path / "r.jsonl"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "run", "synthetic:160x120@30",
+    proc = subprocess.Popen([sys.executable, "-m", "edgepilot.cli", "run", "synthetic:160x120@30",
                              "--model", str(bundles["seg"]), "--backend", "null", "--report", str(rep),
                              "--jsonl", str(jsonl)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from runtime.bundle import Bundle, load_bundle
-from runtime.engines.fingerprint import (
+from edgepilot.runtime.bundle import Bundle, load_bundle
+from edgepilot.runtime.engines.fingerprint import (
     Fingerprint,
     cache_paths,
     read_sidecar,
     resolve_engine,
     sidecar_of,
 )
-from runtime.errors import EngineError
+from edgepilot.runtime.errors import EngineError
 
 
 class FakeBuilder:

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export import tiny
-from runtime.bundle import load_bundle
-from runtime.engines import load_engine
-from runtime.engines.base import parse_device
-from runtime.engines.ops_ort import FP16_FILE, FP16_SIDECAR, PROVIDERS, choose_providers
-from runtime.errors import BundleError, DeviceError, EngineError
+from edgepilot.export import tiny
+from edgepilot.runtime.bundle import load_bundle
+from edgepilot.runtime.engines import load_engine
+from edgepilot.runtime.engines.base import parse_device
+from edgepilot.runtime.engines.ops_ort import FP16_FILE, FP16_SIDECAR, PROVIDERS, choose_providers
+from edgepilot.runtime.errors import BundleError, DeviceError, EngineError
 
 CPU, CUDA, TRT = PROVIDERS["cpu"], PROVIDERS["cuda"], PROVIDERS["tensorrt"]
 # FP16 weights and activations on a 3-conv net with logits of magnitude ~10: about 3 decimal digits.

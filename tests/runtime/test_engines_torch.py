@@ -10,16 +10,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from runtime.bundle import load_bundle
-from runtime.engines import load_engine
-from runtime.errors import BundleError, DeviceError, EngineError
-from runtime.frame import Frame, SegMap
-from runtime.processor import HostProcessor, make_processor
+from edgepilot.runtime.bundle import load_bundle
+from edgepilot.runtime.engines import load_engine
+from edgepilot.runtime.errors import BundleError, DeviceError, EngineError
+from edgepilot.runtime.frame import Frame, SegMap
+from edgepilot.runtime.processor import HostProcessor, make_processor
 
 torch = pytest.importorskip("torch")
 
-from export.tiny import PREPROCESS, SEG_CLASSES, SEG_PALETTE  # noqa: E402
-from export.torch_export import export_bundle, state_dict_sha256  # noqa: E402
+from edgepilot.export.tiny import PREPROCESS, SEG_CLASSES, SEG_PALETTE  # noqa: E402
+from edgepilot.export.torch_export import export_bundle, state_dict_sha256  # noqa: E402
 
 # FP32 torch vs onnxruntime on the same weights: only summation order differs.
 PARITY_ATOL = 1e-4

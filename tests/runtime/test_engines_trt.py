@@ -11,11 +11,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from runtime.bundle import load_bundle
-from runtime.engines import load_engine
-from runtime.engines.ops_ort import FP16_FILE
-from runtime.engines.ops_trt import build_plan, calibration_sha256, network_flags
-from runtime.errors import BundleError, DeviceError, MissingExtraError
+from edgepilot.runtime.bundle import load_bundle
+from edgepilot.runtime.engines import load_engine
+from edgepilot.runtime.engines.ops_ort import FP16_FILE
+from edgepilot.runtime.engines.ops_trt import build_plan, calibration_sha256, network_flags
+from edgepilot.runtime.errors import BundleError, DeviceError, MissingExtraError
 
 
 def fake_trt(*builder_flags: str) -> SimpleNamespace:

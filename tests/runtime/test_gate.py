@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from runtime.bench.gate import GateRule, compare, format_result, gate, robust_level
-from runtime.bench.report import BenchRow, RowKey, load_report, write_report
-from runtime.bench.suite import BenchSettings, build_report, gate_run, run_bench
-from runtime.bundle import load_bundle
-from runtime.errors import GateError
+from edgepilot.runtime.bench.gate import GateRule, compare, format_result, gate, robust_level
+from edgepilot.runtime.bench.report import BenchRow, RowKey, load_report, write_report
+from edgepilot.runtime.bench.suite import BenchSettings, build_report, gate_run, run_bench
+from edgepilot.runtime.bundle import load_bundle
+from edgepilot.runtime.errors import GateError
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = RowKey("null", "fp32", "native", "cpu")
@@ -99,7 +99,7 @@ def test_device_class_mismatch_is_gate_error(bundles: dict[str, Path], tmp_path:
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "runtime.cli", "bench", "--no-progress", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "edgepilot.cli", "bench", "--no-progress", *args], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -136,8 +136,8 @@ def test_gate_judges_clean_p50s_when_recorded() -> None:
 
 
 def test_a_baseline_measured_in_another_mode_is_refused() -> None:
-    from runtime.bench.gate import check_settings
-    from runtime.errors import GateError
+    from edgepilot.runtime.bench.gate import check_settings
+    from edgepilot.runtime.errors import GateError
 
     check_settings({"settings": {"rate_hz": None}}, {"rate_hz": None, "engine_options": {"threads": 2}})
     with pytest.raises(GateError, match="rate_hz=None but this run uses 30") as info:

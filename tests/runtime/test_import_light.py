@@ -18,10 +18,12 @@ class Block:
         if name.split(".")[0] in {HEAVY!r}:
             raise ImportError("blocked for the test: " + name)
 sys.meta_path.insert(0, Block())
-import runtime, runtime.cli, runtime.pipeline, runtime.sources, runtime.sinks, runtime.processor
-import runtime.engines, runtime.engines.ops_null, runtime.engines.ops_ort, runtime.engines.ops_torch
-import runtime.engines.ops_trt, runtime.engines.fingerprint, sim, sim.registry, sim.types
-parser = runtime.cli.build_parser()
+import edgepilot.runtime, edgepilot.cli, edgepilot.runtime.pipeline, edgepilot.runtime.sources
+import edgepilot.runtime.sinks, edgepilot.runtime.processor, edgepilot.runtime.engines
+import edgepilot.runtime.engines.ops_null, edgepilot.runtime.engines.ops_ort, edgepilot.runtime.engines.ops_torch
+import edgepilot.runtime.engines.ops_trt, edgepilot.runtime.engines.fingerprint
+import edgepilot.sim, edgepilot.sim.registry, edgepilot.sim.types
+parser = edgepilot.cli.build_parser()
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r})
 print("LOADED", loaded)
 """
@@ -35,10 +37,10 @@ def test_core_imports_without_heavy_extras() -> None:
 
 
 def test_missing_extra_is_a_one_line_hint(tmp_path: Path) -> None:
-    probe = PROBE.split("import runtime,")[0] + (
-        "from runtime.errors import MissingExtraError\n"
-        "from runtime.engines.ops_ort import OrtEngine\n"
-        "from runtime.bundle import Bundle, TensorSpec\n"
+    probe = PROBE.split("import edgepilot.runtime,")[0] + (
+        "from edgepilot.runtime.errors import MissingExtraError\n"
+        "from edgepilot.runtime.engines.ops_ort import OrtEngine\n"
+        "from edgepilot.runtime.bundle import Bundle, TensorSpec\n"
         "b = Bundle(__import__('pathlib').Path('.'), {'task': 'segmentation', 'decoder': {'type': 'class_ids'}},"
         " (TensorSpec('x', (1, 3, 4, 4)),), (TensorSpec('y', (1, 4, 4), 'uint8'),))\n"
         "try:\n    OrtEngine(b)\nexcept MissingExtraError as e:\n    print('MSG', e, e.exit_code)\n")

@@ -8,14 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from runtime.commands import info
+from edgepilot.commands import info
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_info(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "runtime.cli", "info", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "edgepilot.cli", "info", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
 
 

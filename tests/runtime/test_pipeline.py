@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.bundle import load_bundle
-from runtime.draw import Annotator
-from runtime.engines import load_engine
-from runtime.errors import EngineError, SourceError
-from runtime.frame import Frame, Result
-from runtime.pipeline import STAGES, LatencyRecorder, run_loop
-from runtime.processor import make_processor
-from runtime.sinks import JsonlSink, VideoSink
-from runtime.sources import Backoff, Source, open_source
+from edgepilot.runtime.bundle import load_bundle
+from edgepilot.runtime.draw import Annotator
+from edgepilot.runtime.engines import load_engine
+from edgepilot.runtime.errors import EngineError, SourceError
+from edgepilot.runtime.frame import Frame, Result
+from edgepilot.runtime.pipeline import STAGES, LatencyRecorder, run_loop
+from edgepilot.runtime.processor import make_processor
+from edgepilot.runtime.sinks import JsonlSink, VideoSink
+from edgepilot.runtime.sources import Backoff, Source, open_source
 from tests.runtime.test_sources import FakeCamera
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.bundle import load_bundle
-from runtime.errors import EngineError
-from runtime.frame import Detections, PolicyAction, SegMap
-from runtime.postprocess import make_decoder
-from runtime.preprocess import Transform
+from edgepilot.runtime.bundle import load_bundle
+from edgepilot.runtime.errors import EngineError
+from edgepilot.runtime.frame import Detections, PolicyAction, SegMap
+from edgepilot.runtime.postprocess import make_decoder
+from edgepilot.runtime.preprocess import Transform
 
 IDENTITY = Transform(1.0, 1.0, 0.0, 0.0)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtime.bundle import DEFAULT_PREPROCESS, TensorSpec
-from runtime.errors import BundleError
-from runtime.preprocess import Preprocessor
+from edgepilot.runtime.bundle import DEFAULT_PREPROCESS, TensorSpec
+from edgepilot.runtime.errors import BundleError
+from edgepilot.runtime.preprocess import Preprocessor
 
 
 def _cfg(**kw: object) -> dict:

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.bundle import load_bundle
-from runtime.draw import Annotator
-from runtime.engines import load_engine
-from runtime.errors import DeviceError, EngineError
-from runtime.frame import (
+from edgepilot.runtime.bundle import load_bundle
+from edgepilot.runtime.draw import Annotator
+from edgepilot.runtime.engines import load_engine
+from edgepilot.runtime.errors import DeviceError, EngineError
+from edgepilot.runtime.frame import (
     CAPTURE,
     HANDOFF,
     INFER,
@@ -21,7 +21,7 @@ from runtime.frame import (
     Frame,
     SegMap,
 )
-from runtime.processor import make_processor
+from edgepilot.runtime.processor import make_processor
 
 
 def test_processor_stamps_every_stage_in_order(bundles: dict[str, Path]) -> None:

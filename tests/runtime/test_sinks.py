@@ -10,9 +10,17 @@ import cv2
 import numpy as np
 import pytest
 
-from runtime.errors import SinkError
-from runtime.frame import INFER, POSTPROCESS, PREPROCESS, Detections, Frame, Result, SegMap
-from runtime.sinks import JsonlSink, VideoSink, WindowSink, result_record
+from edgepilot.runtime.errors import SinkError
+from edgepilot.runtime.frame import (
+    INFER,
+    POSTPROCESS,
+    PREPROCESS,
+    Detections,
+    Frame,
+    Result,
+    SegMap,
+)
+from edgepilot.runtime.sinks import JsonlSink, VideoSink, WindowSink, result_record
 
 CLASSES = ["road", "car", "sky"]
 

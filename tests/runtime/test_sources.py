@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from runtime.errors import SourceError
-from runtime.sources import Backoff, Source, open_source
+from edgepilot.runtime.errors import SourceError
+from edgepilot.runtime.sources import Backoff, Source, open_source
 
 
 class FakeCamera:

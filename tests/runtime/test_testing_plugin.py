@@ -20,7 +20,7 @@ def test_seg_latency(latency_gate):
 def _plugin_args() -> list[str]:
     """Load the plugin by module when the edgepilot entry point is not installed (a source checkout)."""
     names = {ep.name for ep in importlib.metadata.entry_points(group="pytest11")}
-    return [] if "edgepilot" in names else ["-p", "runtime.testing"]
+    return [] if "edgepilot" in names else ["-p", "edgepilot.runtime.testing"]
 
 
 def _run(pytester: pytest.Pytester, bundle: Path, delay_ms: float, *args: str) -> pytest.RunResult:
@@ -55,7 +55,7 @@ def test_plugin_import_is_light() -> None:
     import subprocess
     import sys
 
-    code = "import sys, runtime.testing; print(sorted(m for m in ('numpy', 'onnxruntime', 'torch', 'matplotlib', 'runtime.bench.suite') if m in sys.modules))"
+    code = "import sys, edgepilot.runtime.testing; print(sorted(m for m in ('numpy', 'onnxruntime', 'torch', 'matplotlib', 'edgepilot.runtime.bench.suite') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2], env={**os.environ, "PYTHONPATH": "."})
     assert out.stdout.strip() == "[]"

@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("highway_env", reason="the [sim] extra (highway-env) is not installed")
 
-from sim.builtin.world import BuiltinSimulator  # noqa: E402
+from edgepilot.sim.builtin.world import BuiltinSimulator  # noqa: E402
 from tests.sim.sim_helpers import SMALL  # noqa: E402
 
 

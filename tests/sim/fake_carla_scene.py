@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.carla.decode import LEGACY_LUT, parse_version
-from sim.tags import TAG_IDS, palette
+from edgepilot.sim.carla.decode import LEGACY_LUT, parse_version
+from edgepilot.sim.tags import TAG_IDS, palette
 
 # Tags the fake writes for a stale frame, so a test can tell it was used.
 STALE_TAG = TAG_IDS["Water"]

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sim.types import CameraConfig
+from edgepilot.sim.types import CameraConfig
 
 if TYPE_CHECKING:
-    from sim.builtin.world import BuiltinSimulator
+    from edgepilot.sim.builtin.world import BuiltinSimulator
 
 SMALL = CameraConfig(width=256, height=128)
 

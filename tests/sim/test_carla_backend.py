@@ -12,12 +12,12 @@ import time
 import numpy as np
 import pytest
 
-from runtime.errors import EdgepilotError, MissingExtraError, SimulatorError
-from sim.carla.client import CarlaSimulator
-from sim.carla.harness import FIXED_DELTA_S
-from sim.registry import make_simulator
-from sim.tags import TAG_IDS
-from sim.types import CameraConfig, Control
+from edgepilot.runtime.errors import EdgepilotError, MissingExtraError, SimulatorError
+from edgepilot.sim.carla.client import CarlaSimulator
+from edgepilot.sim.carla.harness import FIXED_DELTA_S
+from edgepilot.sim.registry import make_simulator
+from edgepilot.sim.tags import TAG_IDS
+from edgepilot.sim.types import CameraConfig, Control
 from tests.sim.fake_carla import FakeServer, Location, Transform
 from tests.sim.fake_carla_scene import STALE_TAG, SceneObject
 

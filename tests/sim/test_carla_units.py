@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime.errors import EdgepilotError, SimulatorError
-from sim.carla.decode import (
+from edgepilot.runtime.errors import EdgepilotError, SimulatorError
+from edgepilot.sim.carla.decode import (
     LEGACY_LUT,
     bgra_to_rgb,
     collision_kind,
@@ -23,10 +23,10 @@ from sim.carla.decode import (
     uses_legacy_tags,
     vehicle_boxes,
 )
-from sim.carla.route import Route
-from sim.carla.scenarios import load_scenarios, resolve_scenario
-from sim.carla.sensors import SensorQueue
-from sim.tags import TAG_IDS
+from edgepilot.sim.carla.route import Route
+from edgepilot.sim.carla.scenarios import load_scenarios, resolve_scenario
+from edgepilot.sim.carla.sensors import SensorQueue
+from edgepilot.sim.tags import TAG_IDS
 
 
 def test_bgra_bytes_decode_to_rgb_and_red_channel_tags() -> None:

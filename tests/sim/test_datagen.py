@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
-from runtime.errors import EdgepilotError
-from sim.datagen import DatagenConfig, generate
-from sim.preview import write_preview
+from edgepilot.runtime.errors import EdgepilotError
+from edgepilot.sim.datagen import DatagenConfig, generate
+from edgepilot.sim.preview import write_preview
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,7 +74,7 @@ def test_same_arguments_same_labels_and_coco(dataset, tmp_path):
 
 def test_cli_smoke_and_force(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    cmd = [sys.executable, "-m", "runtime.cli", "datagen", "--scenario", "racetrack", "--frames", "4",
+    cmd = [sys.executable, "-m", "edgepilot.cli", "datagen", "--scenario", "racetrack", "--frames", "4",
            "--size", "64x128", "--out", str(tmp_path), "--seed", "1", "--format", "jpg"]
     first = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from sim.metrics import EpisodeMeter, summarise
-from sim.types import EgoState, Events, Observation
+from edgepilot.sim.metrics import EpisodeMeter, summarise
+from edgepilot.sim.types import EgoState, Events, Observation
 
 
 def _obs(events: Events, completion: float, distance_m: float) -> Observation:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from sim.builtin.camera import clip_near
-from sim.builtin.ground import ground_points
-from sim.builtin.world import BuiltinSimulator
-from sim.tags import CARLA_TAGS, TAG_IDS
-from sim.types import CameraConfig, Control, EgoState
+from edgepilot.sim.builtin.camera import clip_near
+from edgepilot.sim.builtin.ground import ground_points
+from edgepilot.sim.builtin.world import BuiltinSimulator
+from edgepilot.sim.tags import CARLA_TAGS, TAG_IDS
+from edgepilot.sim.types import CameraConfig, Control, EgoState
 from tests.sim.sim_helpers import SMALL, place
 
 

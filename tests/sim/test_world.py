@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtime.errors import EdgepilotError, SimulatorError
-from sim.builtin.world import BuiltinSimulator
-from sim.driver import ScriptedDriver
-from sim.registry import make_simulator
-from sim.types import Control
+from edgepilot.runtime.errors import EdgepilotError, SimulatorError
+from edgepilot.sim.builtin.world import BuiltinSimulator
+from edgepilot.sim.driver import ScriptedDriver
+from edgepilot.sim.registry import make_simulator
+from edgepilot.sim.types import Control
 from tests.sim.sim_helpers import SMALL, place
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from runtime.errors import EdgepilotError
+from edgepilot.runtime.errors import EdgepilotError
 
 NAME = "datagen"
 HELP = "generate images, CARLA-tag labels and COCO boxes from a simulator"
@@ -52,8 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from sim.datagen import DatagenConfig, generate
-    from sim.preview import write_preview
+    from edgepilot.sim.datagen import DatagenConfig, generate
+    from edgepilot.sim.preview import write_preview
 
     if args.preview_only:
         print(f"wrote {write_preview(args.out)}")

@@ -45,9 +45,9 @@ def make_world_clip(path: Path, frames: int, seed: int, hw: tuple[int, int] = (2
     """Render ``frames`` steps of the built-in highway world into an MJPG clip; returns a description."""
     import cv2
 
-    from sim.builtin.world import BuiltinSimulator
-    from sim.driver import ScriptedDriver
-    from sim.types import CameraConfig
+    from edgepilot.sim.builtin.world import BuiltinSimulator
+    from edgepilot.sim.driver import ScriptedDriver
+    from edgepilot.sim.types import CameraConfig
 
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 20.0, (hw[1], hw[0]))
     try:
@@ -66,16 +66,16 @@ def make_world_clip(path: Path, frames: int, seed: int, hw: tuple[int, int] = (2
 
 def make_pattern_clip(path: Path, frames: int, hw: tuple[int, int] = (256, 512)) -> str:
     """The synthetic camera's pattern as a clip, for installs without the [sim] extra."""
-    from runtime.sources import write_pattern_clip
+    from edgepilot.runtime.sources import write_pattern_clip
 
     write_pattern_clip(path, frames, hw, fps=20.0)
     return f"{frames} frames of a generated pattern (install edgepilot[sim] for the built-in world)"
 
 
 def main(args: argparse.Namespace) -> int:
-    from export import tiny
-    from runtime.cli import main as cli_main
-    from runtime.errors import EdgepilotError
+    from edgepilot.cli import main as cli_main
+    from edgepilot.export import tiny
+    from edgepilot.runtime.errors import EdgepilotError
 
     if args.frames < 1:
         raise EdgepilotError(f"--frames {args.frames}: give at least 1 frame", exit_code=2)

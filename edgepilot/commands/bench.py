@@ -45,8 +45,8 @@ examples:
 
 def _engine_opt(text: str) -> tuple[str, Any]:
     """argparse type for --engine-opt; the error text becomes argparse's usage error."""
-    from runtime.errors import EdgepilotError
-    from runtime.options import parse_engine_opt
+    from edgepilot.runtime.errors import EdgepilotError
+    from edgepilot.runtime.options import parse_engine_opt
 
     try:
         return parse_engine_opt(text)
@@ -79,13 +79,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from runtime.bench.gate import GateRule, format_result
-    from runtime.bench.plot import plot_latency
-    from runtime.bench.report import format_table, load_report, write_report
-    from runtime.bench.suite import BenchSettings, build_report, gate_run, run_bench
-    from runtime.bundle import load_bundle
-    from runtime.errors import EdgepilotError
-    from runtime.options import parse_shape
+    from edgepilot.runtime.bench.gate import GateRule, format_result
+    from edgepilot.runtime.bench.plot import plot_latency
+    from edgepilot.runtime.bench.report import format_table, load_report, write_report
+    from edgepilot.runtime.bench.suite import BenchSettings, build_report, gate_run, run_bench
+    from edgepilot.runtime.bundle import load_bundle
+    from edgepilot.runtime.errors import EdgepilotError
+    from edgepilot.runtime.options import parse_shape
 
     if args.update_baseline and not args.baseline:
         raise EdgepilotError("--update-baseline needs --baseline FILE to write", exit_code=2)

@@ -10,34 +10,18 @@ code (2 bad input, 1 runtime failure); ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
-from runtime.errors import EdgepilotError
+from edgepilot.commands import bench, datagen, demo, info, run
+from edgepilot.runtime.errors import EdgepilotError
 
 # Order is the order shown in --help.
-COMMAND_MODULES = (
-    "runtime.commands.run",
-    "runtime.commands.bench",
-    "runtime.commands.demo",
-    "runtime.commands.info",
-    "sim.commands.datagen",
-)
+COMMANDS: tuple[ModuleType, ...] = (run, bench, demo, info, datagen)
 
 log = logging.getLogger("edgepilot")
-
-
-def _load_commands() -> list:
-    mods = []
-    for path in COMMAND_MODULES:
-        try:
-            mods.append(importlib.import_module(path))
-        except ModuleNotFoundError as exc:
-            if exc.name != path:  # a real import error inside the module
-                raise
-    return mods
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for mod in _load_commands():
+    for mod in COMMANDS:
         p = sub.add_parser(
             mod.NAME,
             help=mod.HELP,

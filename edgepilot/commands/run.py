@@ -54,14 +54,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from runtime.bundle import load_bundle
-    from runtime.draw import Annotator
-    from runtime.engines import load_engine
-    from runtime.errors import SourceError
-    from runtime.options import parse_engine_opts, parse_shape
-    from runtime.pipeline import run_loop
-    from runtime.processor import make_processor
-    from runtime.sources import open_source
+    from edgepilot.runtime.bundle import load_bundle
+    from edgepilot.runtime.draw import Annotator
+    from edgepilot.runtime.engines import load_engine
+    from edgepilot.runtime.errors import SourceError
+    from edgepilot.runtime.options import parse_engine_opts, parse_shape
+    from edgepilot.runtime.pipeline import run_loop
+    from edgepilot.runtime.processor import make_processor
+    from edgepilot.runtime.sources import open_source
 
     bundle = load_bundle(args.model)
     with contextlib.ExitStack() as stack:
@@ -92,7 +92,7 @@ def main(args: argparse.Namespace) -> int:
 def _open_sinks(args: argparse.Namespace, classes: list[str], fps: float,
                 stack: contextlib.ExitStack) -> list[Any]:
     """The sinks asked for; each is closed by the stack even if a later one fails to open."""
-    from runtime.sinks import JsonlSink, VideoSink, WindowSink
+    from edgepilot.runtime.sinks import JsonlSink, VideoSink, WindowSink
 
     wanted = [(args.out, lambda: VideoSink(args.out, fps)), (args.jsonl, lambda: JsonlSink(args.jsonl, classes)),
               (args.show, WindowSink)]

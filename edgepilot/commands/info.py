@@ -69,7 +69,7 @@ def versions() -> dict[str, str | None]:
 
 def bundle_summary(path: str) -> dict[str, Any]:
     """Validate a bundle (BundleError on failure) and describe it."""
-    from runtime.bundle import load_bundle
+    from edgepilot.runtime.bundle import load_bundle
 
     bundle = load_bundle(path)
     files = {"fp32": "model.onnx", "int8": "model.int8.onnx", "torch": "model.pt2", **bundle.meta.get("files", {})}
