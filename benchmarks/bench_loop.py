@@ -80,11 +80,10 @@ def memory_run(bundle: Path, frames: int, threads: int) -> dict[str, float]:
     """RSS growth over a ``frames``-long run after a 500-frame warm-up run, in MB."""
     from edgepilot.runtime.engines import load_engine
     from edgepilot.runtime.pipeline import run_loop
-    from edgepilot.runtime.processor import make_processor
     from edgepilot.runtime.sources import Source, SyntheticCapture
 
     engine = load_engine(bundle, "ort", threads=threads)
-    processor = make_processor(engine.bundle, engine)
+    processor = engine.make_processor()
 
     def source(n: int) -> Source:  # file semantics: every frame is processed, none dropped
         return Source(lambda: SyntheticCapture(640, 360, 1e6), description="synthetic 640x360", live=False, limit=n)
@@ -116,14 +115,13 @@ def main() -> None:
     from edgepilot.runtime.bench.measure import time_engine
     from edgepilot.runtime.engines import load_engine
     from edgepilot.runtime.pipeline import run_loop
-    from edgepilot.runtime.processor import make_processor
     from edgepilot.runtime.sources import open_source, write_pattern_clip
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_loop_"))
     bundle = tiny.segmentation_bundle(tmp / "seg", hw=(256, 512), width=args.width)
     clip = write_pattern_clip(tmp / "clip.avi", args.frames, (360, 640), 30.0)  # MJPG: decode cost like a 360p video
     engine = load_engine(bundle, "ort", threads=args.threads)
-    processor = make_processor(engine.bundle, engine)
+    processor = engine.make_processor()
     with open_source(str(clip)) as src:
         first = src.read()
     assert first is not None

@@ -1,44 +1,81 @@
-"""Frame -> Output: preprocess, infer, decode, stamping the frame's timeline.
+"""Frame -> Output: the per-frame call, declared once.
 
-This is the per-frame path the loop and ``drive`` call. An engine that keeps
-the frame on its device (torch on CUDA) can supply its own processor through
-``Engine.make_processor``; the default here runs pre/post-processing on the host.
+A :class:`Processor` does one frame in two halves so a threaded loop can run
+them in two threads (preprocessing of the next frame overlaps inference of
+this one): ``prepare`` (host or device preprocessing, stamps ``preprocess``)
+and ``complete`` (stamps ``handoff``, runs the engine, decodes, stamps
+``infer`` and ``postprocess``). Calling the processor does both, which is what
+a synchronous caller (one frame per simulator tick) uses. ``run``'s threads and
+``drive``'s tick use the same call and therefore the same stamps.
+
+Engines hand out their processor through ``Engine.make_processor``; the
+default is :class:`HostProcessor` here (host pre/post-processing around
+``infer``), and a device-resident engine returns its own implementation of
+the same protocol.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from edgepilot.runtime.bundle import Bundle
-from edgepilot.runtime.engines.base import Engine
 from edgepilot.runtime.frame import HANDOFF, INFER, POSTPROCESS, PREPROCESS, Frame, Output
 from edgepilot.runtime.postprocess import make_decoder
 from edgepilot.runtime.preprocess import Preprocessor, Transform
 
-# Preprocessed inputs that may be alive at once in the loop: one being written,
-# one waiting in the one-slot queue, one being inferred.
+# Prepared inputs that may be alive at once in the loop: one being written,
+# one waiting in the one-slot queue, one being inferred. A processor must not
+# reuse a prepared input's buffers before this many later ``prepare`` calls.
 PIPELINE_BUFFERS = 3
 
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A frame with its preprocessed input, between the preprocess and infer stages."""
+    """A frame with its prepared input, between ``prepare`` and ``complete``.
+
+    ``tensor`` is whatever the processor's ``complete`` consumes: a host array
+    for :class:`HostProcessor`, a device tensor for a device-resident one.
+    """
 
     frame: Frame
-    tensor: np.ndarray
-    transform: Transform
+    tensor: Any
+    transform: Transform | None = None
+
+
+@runtime_checkable
+class Processor(Protocol):
+    """The per-frame call: ``complete(prepare(frame))`` is ``processor(frame)``."""
+
+    def prepare(self, frame: Frame) -> Prepared:
+        """Preprocess ``frame`` (stamps ``preprocess``); may run in another thread than ``complete``."""
+        ...
+
+    def complete(self, prepared: Prepared) -> Output:
+        """Infer and decode (stamps ``handoff``, ``infer``, ``postprocess``)."""
+        ...
+
+    def __call__(self, frame: Frame) -> Output:
+        """Both halves in this thread."""
+        ...
+
+
+class Inference(Protocol):
+    """What :class:`HostProcessor` needs of an engine: its input size and ``infer``."""
+
+    @property
+    def hw(self) -> tuple[int, int] | None: ...
+
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
 
 class HostProcessor:
-    """Host pre/post-processing around ``engine.infer``; buffers allocated once.
+    """Host pre/post-processing around ``engine.infer``; buffers allocated once."""
 
-    ``prepare`` and ``complete`` split the work so the loop can run them in two
-    threads (preprocessing overlaps inference); calling the processor does both.
-    """
-
-    def __init__(self, bundle: Bundle, engine: Engine, hw: tuple[int, int] | None = None) -> None:
+    def __init__(self, bundle: Bundle, engine: Inference, hw: tuple[int, int] | None = None) -> None:
         self.engine = engine
         self.spec = bundle.inputs[0]
         self.pre = Preprocessor(self.spec, bundle.preprocess, hw or engine.hw, buffers=PIPELINE_BUFFERS)
@@ -54,19 +91,10 @@ class HostProcessor:
         frame.timeline.stamp(HANDOFF)
         outputs = self.engine.infer({self.spec.name: prepared.tensor})
         frame.timeline.stamp(INFER)
+        assert prepared.transform is not None  # prepare always sets it
         result = self.decode(outputs, prepared.transform, frame.image.shape[:2])
         frame.timeline.stamp(POSTPROCESS)
         return result
 
     def __call__(self, frame: Frame) -> Output:
         return self.complete(self.prepare(frame))
-
-
-def make_processor(bundle: Bundle, engine: Engine, hw: tuple[int, int] | None = None) -> HostProcessor:
-    """The engine's own processor when it has one (device-resident path), else HostProcessor."""
-    custom = getattr(engine, "make_processor", None)
-    if custom is not None:
-        proc = custom(bundle, hw)
-        if proc is not None:
-            return proc  # type: ignore[no-any-return]
-    return HostProcessor(bundle, engine, hw)

@@ -60,14 +60,13 @@ def main(args: argparse.Namespace) -> int:
     from edgepilot.runtime.errors import SourceError
     from edgepilot.runtime.options import parse_engine_opts, parse_shape
     from edgepilot.runtime.pipeline import run_loop
-    from edgepilot.runtime.processor import make_processor
     from edgepilot.runtime.sources import open_source
 
     bundle = load_bundle(args.model)
     with contextlib.ExitStack() as stack:
         engine = stack.enter_context(load_engine(bundle, args.backend, args.precision, args.device,
                                                  parse_shape(args.shape), **parse_engine_opts(args.engine_opt)))
-        processor = make_processor(bundle, engine, parse_shape(args.shape))
+        processor = engine.make_processor()
         engine.warmup(3)
         source = stack.enter_context(open_source(args.source, realtime=args.realtime))
         sinks = _open_sinks(args, bundle.classes, source.fps, stack)

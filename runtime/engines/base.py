@@ -16,6 +16,7 @@ import numpy as np
 
 from edgepilot.runtime.bundle import PRECISIONS, Bundle, TensorSpec
 from edgepilot.runtime.errors import DeviceError, EngineError
+from edgepilot.runtime.processor import HostProcessor, Processor
 
 _DEVICE = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
 
@@ -97,6 +98,14 @@ class Engine(ABC):
     @abstractmethod
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run once; blocks until outputs are on the host."""
+
+    def make_processor(self) -> Processor:
+        """The per-frame call (Frame -> Output) for this engine at its input size.
+
+        Host pre/post-processing around :meth:`infer` by default; a backend that
+        keeps frames on its device overrides this with its own Processor.
+        """
+        return HostProcessor(self.bundle, self, self.hw)
 
     def warmup(self, n: int = 10) -> None:
         feeds = self.sample_inputs()

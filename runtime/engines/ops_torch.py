@@ -29,6 +29,7 @@ import numpy as np
 from edgepilot.runtime.bundle import Bundle
 from edgepilot.runtime.engines.base import Engine, check_feeds
 from edgepilot.runtime.errors import BundleError, DeviceError, EngineError, require
+from edgepilot.runtime.processor import Processor
 
 _FLOAT = ("float32", "float16")
 
@@ -149,13 +150,14 @@ class TorchEngine(Engine):
         if self.device.kind == "cuda":
             self._torch.cuda.synchronize(self.dev)
 
-    def make_processor(self, bundle: Bundle, hw: tuple[int, int] | None) -> Any:
-        """A device-resident segmentation processor on CUDA; None (host processor) otherwise."""
-        if self.device.kind != "cuda":
-            return None
-        from edgepilot.runtime.engines.torch_processor import DeviceSegProcessor, supports
+    def make_processor(self) -> Processor:
+        """A device-resident segmentation processor on CUDA; the host processor otherwise."""
+        if self.device.kind == "cuda":
+            from edgepilot.runtime.engines.torch_processor import DeviceSegProcessor, supports
 
-        return DeviceSegProcessor(self, bundle, hw) if supports(bundle) else None
+            if supports(self.bundle):
+                return DeviceSegProcessor(self._torch, self, self.bundle, self.hw)
+        return super().make_processor()
 
     def describe(self) -> dict[str, Any]:
         info = {**super().describe(), "torch": self._torch.__version__, "cuda_graph": self._graph is not None}

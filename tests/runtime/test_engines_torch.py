@@ -14,7 +14,7 @@ from edgepilot.runtime.bundle import load_bundle
 from edgepilot.runtime.engines import load_engine
 from edgepilot.runtime.errors import BundleError, DeviceError, EngineError
 from edgepilot.runtime.frame import Frame, SegMap
-from edgepilot.runtime.processor import HostProcessor, make_processor
+from edgepilot.runtime.processor import HostProcessor
 
 torch = pytest.importorskip("torch")
 
@@ -116,7 +116,7 @@ def test_missing_or_broken_pt2(bundles: dict[str, Path], torch_bundles: dict[str
 def test_cpu_torch_uses_host_processor(torch_bundles: dict[str, Path]) -> None:
     bundle = load_bundle(torch_bundles["fixed"])
     engine = load_engine(bundle, "torch")
-    proc = make_processor(bundle, engine)
+    proc = engine.make_processor()
     assert isinstance(proc, HostProcessor)
     out = proc(Frame.captured(0, np.full((120, 160, 3), 90, np.uint8)))
     assert isinstance(out, SegMap) and out.class_ids.shape == (64, 128)
@@ -138,7 +138,7 @@ def test_cuda_paths_match_cpu(torch_bundles: dict[str, Path]) -> None:
     half = load_engine(bundle, "torch", "fp16", device="cuda")
     assert float(np.abs(half.infer(feeds)["logits"] - ref).max()) < 0.05
     image = np.random.default_rng(0).integers(0, 255, (64, 128, 3), dtype=np.uint8)
-    device_map = make_processor(bundle, gpu)(Frame.captured(0, image))
+    device_map = gpu.make_processor()(Frame.captured(0, image))
     host_map = HostProcessor(bundle, cpu)(Frame.captured(0, image))
     assert isinstance(device_map, SegMap) and isinstance(host_map, SegMap)
     assert (device_map.class_ids == host_map.class_ids).mean() > 0.98

@@ -15,17 +15,18 @@ from edgepilot.runtime.draw import Annotator
 from edgepilot.runtime.engines import load_engine
 from edgepilot.runtime.errors import EngineError, SourceError
 from edgepilot.runtime.frame import Frame, Result
-from edgepilot.runtime.pipeline import STAGES, LatencyRecorder, run_loop
-from edgepilot.runtime.processor import make_processor
+from edgepilot.runtime.pipeline import run_loop
+from edgepilot.runtime.processor import HostProcessor
 from edgepilot.runtime.sinks import JsonlSink, VideoSink
 from edgepilot.runtime.sources import Backoff, Source, open_source
+from edgepilot.runtime.telemetry import STAGES, LatencyRecorder
 from tests.runtime.test_sources import FakeCamera
 
 
 def processor_for(bundle: Path, **opts: object):  # type: ignore[no-untyped-def]
     b = load_bundle(bundle)
     engine = load_engine(b, "null", **opts)
-    return b, engine, make_processor(b, engine)
+    return b, engine, engine.make_processor()
 
 
 def test_file_runs_in_full_with_timestamps(bundles: dict[str, Path], clip: Path, tmp_path: Path) -> None:
@@ -113,7 +114,7 @@ class _ReusingEngine:
 def test_results_do_not_alias_an_engine_buffer_reused_by_the_next_frame(bundles: dict[str, Path], clip: Path) -> None:
     b = load_bundle(bundles["seg"])
     engine = _ReusingEngine(load_engine(b, "null"))
-    proc = make_processor(b, engine)  # type: ignore[arg-type]
+    proc = HostProcessor(b, engine)  # the wrapper, not the engine it wraps, must run infer
     seen: list[tuple[int, int, int]] = []
 
     def slow_reader(r: Result) -> None:

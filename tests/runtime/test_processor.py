@@ -21,12 +21,11 @@ from edgepilot.runtime.frame import (
     Frame,
     SegMap,
 )
-from edgepilot.runtime.processor import make_processor
 
 
 def test_processor_stamps_every_stage_in_order(bundles: dict[str, Path]) -> None:
     b = load_bundle(bundles["seg"])
-    proc = make_processor(b, load_engine(b, "null"))
+    proc = load_engine(b, "null").make_processor()
     frame = Frame.captured(7, np.zeros((240, 320, 3), np.uint8))
     out = proc(frame)
     assert isinstance(out, SegMap) and out.class_ids.shape == (128, 256)
@@ -41,14 +40,14 @@ def test_ort_and_null_agree_on_shapes(bundles: dict[str, Path]) -> None:
     b = load_bundle(bundles["centernet"])
     img = np.random.default_rng(1).integers(0, 255, (100, 200, 3), dtype=np.uint8)
     for backend in ("null", "ort"):
-        out = make_processor(b, load_engine(b, backend))(Frame.captured(0, img))
+        out = load_engine(b, backend).make_processor()(Frame.captured(0, img))
         assert isinstance(out, Detections)
         assert ((out.boxes[:, 2] <= 200) & (out.boxes[:, 3] <= 100)).all()
 
 
 def test_nan_engine_output_is_a_runtime_error(bundles: dict[str, Path]) -> None:
     b = load_bundle(bundles["seg_logits"])
-    proc = make_processor(b, load_engine(b, "null", nan=True))
+    proc = load_engine(b, "null", nan=True).make_processor()
     with pytest.raises(EngineError, match="NaN") as info:
         proc(Frame.captured(0, np.zeros((64, 64, 3), np.uint8)))
     assert info.value.exit_code == 1
