@@ -1,13 +1,9 @@
 """Model bundles: a folder with ``model.onnx``, ``meta.json`` and optional extras.
 
-Layout::
-
-    bundle/
-      meta.json          # the schema below; validated on load
-      model.onnx         # FP32 graph (required)
-      model.int8.onnx    # Q/DQ INT8 graph (optional)
-      model.pt2          # torch.export program for the torch backend (optional)
-      engines/           # TensorRT engine caches keyed by fingerprint (created on demand)
+Layout: the files a bundle may hold are the :data:`FILES` table (role ->
+default name; ``meta.json`` ``files`` may rename the model files). Every
+reader of a bundle (this module, ``info``, the engines, the build functions,
+docs/bundles.md) takes the names from that table.
 
 ``meta.json`` (format ``edgepilot-bundle``, version 1)::
 
@@ -22,7 +18,7 @@ Layout::
                      "std": [0.229, 0.224, 0.225], "pad_value": 114},
       "decoder": {"type": "logits" | "class_ids" | "centernet" | "yolo" | "action", ...},
       "classes": ["road", ...], "palette": [[128, 64, 128], ...],
-      "files": {"fp32": "model.onnx", "int8": "model.int8.onnx", "torch": "model.pt2"},
+      "files": {"fp32": "model.onnx", "int8": "model.int8.onnx"},   # optional renames
       "source": {"checkpoint_sha256": "...", "trained": false},
       "accuracy": {"fp32": {"mIoU": 0.71}, "int8": {"mIoU": 0.70}}
     }
@@ -51,6 +47,28 @@ TASKS = {
 SUPPORTED_OPSETS = range(11, 24)
 DTYPES = ("float32", "float16", "uint8", "int8", "int32", "int64", "bool")
 PRECISIONS = ("fp32", "fp16", "int8")
+
+# Role -> default file name inside the bundle folder (what each holds: FILE_ROLES).
+FILES: dict[str, str] = {
+    "meta": "meta.json",
+    "fp32": "model.onnx",
+    "fp16": "model.fp16.onnx",
+    "int8": "model.int8.onnx",
+    "torch": "model.pt2",
+    "calibration": "calibration.json",
+    "engines": "engines",
+}
+# Roles meta.json "files" may rename (the model files); the rest keep their names.
+RENAMEABLE = ("fp32", "fp16", "int8", "torch")
+FILE_ROLES: dict[str, str] = {
+    "meta": "meta.json, the bundle's description (this schema)",
+    "fp32": "FP32 ONNX graph (required)",
+    "fp16": "FP16 ONNX graph (inputs/outputs float32), written at export or converted on first use",
+    "int8": "Q/DQ INT8 ONNX graph",
+    "torch": "torch.export program for the torch backend (load only from bundles you trust)",
+    "calibration": "INT8 calibration record: frames, method, SHA-256",
+    "engines": "folder of TensorRT engines keyed by fingerprint, each with its fingerprint .json",
+}
 
 DEFAULT_PREPROCESS: dict[str, Any] = {
     "layout": "NCHW",
@@ -105,22 +123,25 @@ class Bundle:
     def palette(self) -> list[list[int]]:
         return [list(c) for c in self.meta.get("palette", [])]
 
-    def file(self, precision: str = "fp32") -> Path:
-        """Path of the ONNX (or torch) file for a precision; BundleError if the bundle lacks it."""
-        files = {"fp32": "model.onnx", **self.meta.get("files", {})}
-        key = "fp32" if precision == "fp16" else precision
-        if key not in files:
+    def path_of(self, role: str) -> Path:
+        """Where the file for ``role`` (a :data:`FILES` key) lives in this bundle; it may not exist."""
+        if role not in FILES:
+            raise KeyError(f"unknown bundle file role {role!r} (one of {', '.join(FILES)})")
+        renamed = self.meta.get("files", {}) if role in RENAMEABLE else {}
+        return self.path / str(renamed.get(role, FILES[role]))
+
+    def file(self, role: str = "fp32") -> Path:
+        """Path of the existing file for ``role``; BundleError saying what to do if the bundle lacks it."""
+        path = self.path_of(role)
+        if not path.is_file():
             raise BundleError(
-                f"bundle {self.path} has no {precision} model (meta.json 'files' lacks {key!r}); "
+                f"bundle {self.path} has no {role} model ({path.name} is missing); "
                 "export one with the export tools or choose another precision"
             )
-        path = self.path / files[key]
-        if not path.is_file():
-            raise BundleError(f"bundle {self.path}: {files[key]} is missing; re-export the bundle")
         return path
 
-    def onnx_sha256(self, precision: str = "fp32") -> str:
-        return file_sha256(self.file(precision))
+    def onnx_sha256(self, role: str = "fp32") -> str:
+        return file_sha256(self.file(role))
 
 
 def file_sha256(path: Path) -> str:
@@ -191,7 +212,7 @@ def load_bundle(path: str | Path, *, check_onnx: bool = True) -> Bundle:
             f"{root} is a file, not a bundle folder: put it in a folder with a meta.json "
             "(see README, 'Model bundles')"
         )
-    meta_path = root / "meta.json"
+    meta_path = root / FILES["meta"]
     if not meta_path.is_file():
         raise BundleError(f"bundle {root} has no meta.json; every bundle needs one (README, 'Model bundles')")
     try:

@@ -69,13 +69,14 @@ def versions() -> dict[str, str | None]:
 
 def bundle_summary(path: str) -> dict[str, Any]:
     """Validate a bundle (BundleError on failure) and describe it."""
-    from edgepilot.runtime.bundle import load_bundle
+    from edgepilot.runtime.bundle import FILES, load_bundle
 
     bundle = load_bundle(path)
-    files = {"fp32": "model.onnx", "int8": "model.int8.onnx", "torch": "model.pt2", **bundle.meta.get("files", {})}
-    present = {key: (bundle.path / name).is_file() for key, name in files.items()}
-    precisions = ["fp32", "fp16"] + (["int8"] if present.get("int8") else [])
-    engines = sorted(p.name for p in (bundle.path / "engines").glob("*.engine"))
+    roles = [r for r in FILES if r not in ("meta", "engines")]
+    files = {role: bundle.path_of(role).name for role in roles}
+    present = {role: bundle.path_of(role).is_file() for role in roles}
+    precisions = ["fp32", "fp16"] + (["int8"] if present["int8"] else [])
+    engines = sorted(p.name for p in bundle.path_of("engines").glob("*.engine"))
     return {
         "path": str(bundle.path), "name": bundle.name, "task": bundle.task, "opset": bundle.meta["opset"],
         "inputs": [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in bundle.inputs],

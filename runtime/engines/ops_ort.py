@@ -21,7 +21,6 @@ device and copied to the host once per call.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from edgepilot.runtime.bundle import Bundle, file_sha256
+from edgepilot.runtime.build.fp16 import fp16_model
+from edgepilot.runtime.bundle import Bundle
 from edgepilot.runtime.engines.base import Engine, check_feeds
 from edgepilot.runtime.errors import BundleError, DeviceError, EngineError, require
 
@@ -38,7 +38,6 @@ PROVIDERS = {
     "cuda": "CUDAExecutionProvider",
     "cpu": "CPUExecutionProvider",
 }
-FP16_FILE, FP16_SIDECAR = "model.fp16.onnx", "model.fp16.json"
 # onnxruntime error classes that mean "the file is not a usable ONNX model" (bad input, exit 2).
 _BAD_MODEL = ("InvalidProtobuf", "InvalidGraph", "NoModel", "NoSuchFile")
 _ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8",
@@ -72,41 +71,6 @@ def choose_providers(available: list[str], device_kind: str, wanted: str = "auto
             f"onnxruntime here has no GPU provider (it has {', '.join(available)}); "
             "install 'edgepilot[gpu]' or use --device cpu")
     return [*gpu, PROVIDERS["cpu"]]
-
-
-def fp16_model(bundle: Bundle) -> Path:
-    """Path of the bundle's FP16 graph, converting (and caching) it when missing or stale.
-
-    The cache is valid while ``model.fp16.json``'s ``source_sha256`` equals the
-    SHA-256 of the FP32 graph. Conversion keeps float32 inputs and outputs.
-    """
-    src = bundle.file("fp32")
-    dst, sidecar = bundle.path / FP16_FILE, bundle.path / FP16_SIDECAR
-    digest = file_sha256(src)
-    try:
-        stored = json.loads(sidecar.read_text()).get("source_sha256")
-    except (OSError, ValueError, AttributeError):
-        stored = None
-    if stored == digest and dst.is_file():
-        return dst
-    onnx = require("onnx", "onnx", "FP16 conversion")
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
-    try:
-        model = onnx.load(str(src))  # type: ignore[attr-defined]
-    except Exception as exc:  # protobuf's DecodeError and friends
-        raise BundleError(f"{src} is not a valid ONNX model ({type(exc).__name__}); re-export it") from exc
-    half = convert_float_to_float16(model, keep_io_types=True)
-    try:
-        tmp = dst.with_name(dst.name + f".tmp{os.getpid()}")
-        onnx.save(half, str(tmp))  # type: ignore[attr-defined]
-        os.replace(tmp, dst)
-        sidecar.write_text(json.dumps({"source": src.name, "source_sha256": digest,
-                                       "converter": "onnxruntime.transformers.float16"}, indent=2) + "\n")
-    except OSError as exc:
-        raise BundleError(f"cannot write {dst} ({exc.strerror}); make the bundle folder writable "
-                          "or use --precision fp32") from exc
-    return dst
 
 
 class OrtEngine(Engine):
@@ -155,7 +119,7 @@ class OrtEngine(Engine):
             if name == PROVIDERS["cuda"]:
                 out.append((name, {"device_id": self.device.index}))
             elif name == PROVIDERS["tensorrt"]:
-                cache = self.bundle.path / "engines" / "ort-trt"
+                cache = self.bundle.path_of("engines") / "ort-trt"
                 out.append((name, {"device_id": self.device.index, "trt_fp16_enable": self.precision == "fp16",
                                    "trt_int8_enable": self.precision == "int8",
                                    "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache)}))

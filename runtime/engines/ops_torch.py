@@ -36,8 +36,8 @@ _FLOAT = ("float32", "float16")
 
 def program_path(bundle: Bundle) -> Path:
     """The bundle's ``model.pt2`` (``files.torch`` in meta.json); BundleError saying how to make one."""
-    name = str(bundle.meta.get("files", {}).get("torch", "model.pt2"))
-    path = bundle.path / name
+    path = bundle.path_of("torch")
+    name = path.name
     if not path.is_file():
         raise BundleError(
             f"bundle {bundle.path} has no torch program {name}: the torch backend needs one; "

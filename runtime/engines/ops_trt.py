@@ -25,83 +25,18 @@ the selection logic around them is unit-tested with a fake module.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgepilot.runtime.bundle import Bundle, file_sha256
+from edgepilot.runtime.build.tensorrt import ensure_engine
+from edgepilot.runtime.bundle import Bundle
 from edgepilot.runtime.engines.base import Engine, check_feeds
-from edgepilot.runtime.engines.fingerprint import Fingerprint, resolve_engine
-from edgepilot.runtime.engines.ops_ort import fp16_model
-from edgepilot.runtime.errors import BundleError, DeviceError, EngineError, require
+from edgepilot.runtime.errors import DeviceError, EngineError, require
 
 _TORCH_DTYPES = {"FLOAT": "float32", "HALF": "float16", "INT8": "int8", "INT32": "int32",
                  "INT64": "int64", "BOOL": "bool", "UINT8": "uint8"}
-
-
-@dataclass(frozen=True, slots=True)
-class BuildPlan:
-    """How to build for a precision: which ONNX, builder flags, strongly typed or not."""
-
-    onnx: Path
-    flags: tuple[str, ...]
-    strongly_typed: bool
-
-
-def build_plan(trt: Any, bundle: Bundle, precision: str) -> BuildPlan:
-    """Pick the graph and flags for ``precision`` given what this TensorRT offers."""
-    flag_names = set(dir(trt.BuilderFlag))
-    if precision == "fp32":
-        return BuildPlan(bundle.file("fp32"), (), False)
-    if precision == "fp16":
-        if "FP16" in flag_names:
-            return BuildPlan(bundle.file("fp32"), ("FP16",), False)
-        return BuildPlan(fp16_model(bundle), (), True)
-    onnx = bundle.file("int8")
-    if "INT8" in flag_names:
-        # FP16 lets layers outside the Q/DQ regions leave FP32 too.
-        return BuildPlan(onnx, ("INT8", "FP16") if "FP16" in flag_names else ("INT8",), False)
-    return BuildPlan(onnx, (), True)
-
-
-def network_flags(trt: Any, strongly_typed: bool) -> int:
-    """Creation flags: explicit batch is implicit from TensorRT 10 on, so only STRONGLY_TYPED is set."""
-    return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strongly_typed else 0
-
-
-def calibration_sha256(bundle: Bundle, precision: str) -> str | None:
-    """Hash of the INT8 calibration data recorded by the exporter (None for other precisions)."""
-    if precision != "int8":
-        return None
-    calib = bundle.meta.get("calibration", {})
-    return str(calib["sha256"]) if isinstance(calib, dict) and calib.get("sha256") else None
-
-
-def build_engine(trt: Any, plan: BuildPlan, shapes: Mapping[str, tuple[int, ...]], workspace_mb: int) -> bytes:
-    """Parse ``plan.onnx`` and build a serialised engine for fixed ``shapes``."""
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network = builder.create_network(network_flags(trt, plan.strongly_typed))
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse(plan.onnx.read_bytes()):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise BundleError(f"TensorRT cannot parse {plan.onnx}: {errors[:300]}")
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
-    for flag in plan.flags:
-        config.set_flag(getattr(trt.BuilderFlag, flag))
-    profile = builder.create_optimization_profile()
-    for i in range(network.num_inputs):
-        tensor = network.get_input(i)
-        shape = shapes[tensor.name]
-        profile.set_shape(tensor.name, shape, shape, shape)
-    config.add_optimization_profile(profile)
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise EngineError(f"TensorRT failed to build an engine from {plan.onnx} (see its log above)")
-    return bytes(serialized)
 
 
 class TrtEngine(Engine):
@@ -120,16 +55,13 @@ class TrtEngine(Engine):
         self.dev = torch.device(str(self.device))
         torch.cuda.set_device(self.dev)
         shapes = self.input_shapes()
-        plan = build_plan(trt, bundle, precision)
-        self.fingerprint = Fingerprint.make(
-            file_sha256(plan.onnx), trt.__version__, torch.cuda.get_device_name(self.dev),
-            "{}.{}".format(*torch.cuda.get_device_capability(self.dev)), precision, shapes,
-            calibration_sha256(bundle, precision))
         explicit = options.get("engine")
-        self.resolved = resolve_engine(
-            bundle, self.fingerprint,
-            lambda: build_engine(trt, plan, shapes, int(options.get("workspace_mb", 1024))),
-            rebuild=bool(options.get("rebuild", True)), engine_path=Path(explicit) if explicit else None)
+        self.resolved = ensure_engine(
+            trt, bundle, precision, shapes, gpu_name=torch.cuda.get_device_name(self.dev),
+            compute_capability="{}.{}".format(*torch.cuda.get_device_capability(self.dev)),
+            workspace_mb=int(options.get("workspace_mb", 1024)), rebuild=bool(options.get("rebuild", True)),
+            engine_path=Path(explicit) if explicit else None)
+        self.fingerprint = self.resolved.fingerprint
         self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self.engine = self._runtime.deserialize_cuda_engine(self.resolved.path.read_bytes())
         if self.engine is None:

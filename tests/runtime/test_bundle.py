@@ -97,4 +97,16 @@ def test_missing_precision_file(bundles: dict[str, Path]) -> None:
     b = load_bundle(bundles["seg"])
     with pytest.raises(BundleError, match="has no int8 model"):
         b.file("int8")
-    assert b.file("fp16").name == "model.onnx"  # fp16 is derived from the fp32 graph
+    with pytest.raises(BundleError, match="no fp16 model"):
+        b.file("fp16")  # until exported or converted (runtime.build.fp16)
+    assert b.path_of("fp16").name == "model.fp16.onnx" and b.path_of("engines").name == "engines"
+
+
+def test_docs_list_every_bundle_file_of_the_table() -> None:
+    from edgepilot.runtime.bundle import FILE_ROLES, FILES
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "bundles.md").read_text()
+    assert set(FILE_ROLES) == set(FILES)
+    for role, name in FILES.items():
+        shown = name + ("/" if role == "engines" else "")
+        assert f"| `{role}` | `{shown}` | {FILE_ROLES[role]} |" in doc, f"docs/bundles.md lacks the {role} row"

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from edgepilot.runtime.bundle import Bundle, load_bundle
-from edgepilot.runtime.engines.fingerprint import (
+from edgepilot.runtime.build.cache import (
     Fingerprint,
     cache_paths,
     read_sidecar,
     resolve_engine,
     sidecar_of,
 )
+from edgepilot.runtime.bundle import Bundle, load_bundle
 from edgepilot.runtime.errors import EngineError
 
 

@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 
 from edgepilot.export import tiny
-from edgepilot.runtime.bundle import load_bundle
+from edgepilot.runtime.bundle import FILES, load_bundle
 from edgepilot.runtime.engines import load_engine
 from edgepilot.runtime.engines.base import parse_device
-from edgepilot.runtime.engines.ops_ort import FP16_FILE, FP16_SIDECAR, PROVIDERS, choose_providers
+from edgepilot.runtime.engines.ops_ort import PROVIDERS, choose_providers
 from edgepilot.runtime.errors import BundleError, DeviceError, EngineError
 
 CPU, CUDA, TRT = PROVIDERS["cpu"], PROVIDERS["cuda"], PROVIDERS["tensorrt"]
+FP16_FILE, FP16_SIDECAR = FILES["fp16"], FILES["fp16"].replace(".onnx", ".json")
 # FP16 weights and activations on a 3-conv net with logits of magnitude ~10: about 3 decimal digits.
 FP16_ATOL = 0.05
 

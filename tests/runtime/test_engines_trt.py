@@ -11,10 +11,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from edgepilot.runtime.bundle import load_bundle
+from edgepilot.runtime.build.tensorrt import build_plan, calibration_sha256, network_flags
+from edgepilot.runtime.bundle import FILES, load_bundle
 from edgepilot.runtime.engines import load_engine
-from edgepilot.runtime.engines.ops_ort import FP16_FILE
-from edgepilot.runtime.engines.ops_trt import build_plan, calibration_sha256, network_flags
 from edgepilot.runtime.errors import BundleError, DeviceError, MissingExtraError
 
 
@@ -40,8 +39,8 @@ def test_plans_on_tensorrt_11_use_typed_graphs(bundles: dict[str, Path], tmp_pat
     folder = shutil.copytree(bundles["seg_logits"], tmp_path / "seg")
     bundle = load_bundle(folder)
     plan = build_plan(TRT11, bundle, "fp16")
-    assert (plan.onnx.name, plan.flags, plan.strongly_typed) == (FP16_FILE, (), True)
-    assert (folder / FP16_FILE).is_file()
+    assert (plan.onnx.name, plan.flags, plan.strongly_typed) == (FILES["fp16"], (), True)
+    assert (folder / FILES["fp16"]).is_file()
 
 
 def test_int8_plan_needs_the_qdq_graph(bundles: dict[str, Path], tmp_path: Path) -> None:

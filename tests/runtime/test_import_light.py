@@ -21,7 +21,7 @@ sys.meta_path.insert(0, Block())
 import edgepilot.runtime, edgepilot.cli, edgepilot.runtime.pipeline, edgepilot.runtime.sources
 import edgepilot.runtime.sinks, edgepilot.runtime.processor, edgepilot.runtime.engines
 import edgepilot.runtime.engines.ops_null, edgepilot.runtime.engines.ops_ort, edgepilot.runtime.engines.ops_torch
-import edgepilot.runtime.engines.ops_trt, edgepilot.runtime.engines.fingerprint
+import edgepilot.runtime.engines.ops_trt, edgepilot.runtime.build.cache, edgepilot.runtime.build.tensorrt
 import edgepilot.sim, edgepilot.sim.registry, edgepilot.sim.types
 parser = edgepilot.cli.build_parser()
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r})

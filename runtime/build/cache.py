@@ -11,6 +11,8 @@ Layout::
 
     bundle/engines/<sha256(canonical fingerprint JSON)[:16]>.engine
     bundle/engines/<sha256(canonical fingerprint JSON)[:16]>.json   # the fingerprint
+
+(``engines`` is ``bundle.FILES["engines"]``.)
 """
 
 from __future__ import annotations
@@ -25,9 +27,6 @@ from typing import Any
 
 from edgepilot.runtime.bundle import Bundle
 from edgepilot.runtime.errors import BundleError, EngineError
-
-ENGINE_DIR = "engines"
-
 
 @dataclass(frozen=True, slots=True)
 class Fingerprint:
@@ -95,7 +94,7 @@ class ResolvedEngine:
 
 def cache_paths(bundle: Bundle, fingerprint: Fingerprint) -> tuple[Path, Path]:
     """(engine file, sidecar json) for a fingerprint inside the bundle's ``engines/``."""
-    base = bundle.path / ENGINE_DIR / fingerprint.key()
+    base = bundle.path_of("engines") / fingerprint.key()
     return base.with_suffix(".engine"), base.with_suffix(".json")
 
 
@@ -139,7 +138,7 @@ def _check_explicit(engine_path: Path, current: Fingerprint) -> ResolvedEngine:
 
 def _stale_candidates(bundle: Bundle, current: Fingerprint) -> list[Fingerprint]:
     """Stored fingerprints for the same precision (the closest thing to 'the old engine')."""
-    folder = bundle.path / ENGINE_DIR
+    folder = bundle.path_of("engines")
     found = [read_sidecar(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
     return [fp for fp in found if fp is not None and fp.precision == current.precision]
 
