@@ -14,6 +14,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import NoReturn
 
 from edgepilot.commands import bench, datagen, demo, info, run
 from edgepilot.runtime.errors import EdgepilotError
@@ -24,14 +25,27 @@ COMMANDS: tuple[ModuleType, ...] = (run, bench, demo, info, datagen)
 log = logging.getLogger("edgepilot")
 
 
+class UsageError(EdgepilotError):
+    """A command line argparse refused (exit 2)."""
+
+    exit_code = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are raised, so they print as our one ``error:`` line, not a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="edgepilot",
         description="Edge inference and driving-perception runtime: run models on video, "
         "cameras and simulators, benchmark them, and gate latency regressions.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for mod in COMMANDS:
         p = sub.add_parser(
             mod.NAME,
@@ -47,7 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",

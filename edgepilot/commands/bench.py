@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+
+from edgepilot.commands.common import add_engine_arguments
 
 NAME = "bench"
 HELP = "benchmark a bundle per backend/precision/shape and gate latency regressions"
@@ -43,30 +44,14 @@ examples:
 """
 
 
-def _engine_opt(text: str) -> tuple[str, Any]:
-    """argparse type for --engine-opt; the error text becomes argparse's usage error."""
-    from edgepilot.runtime.errors import EdgepilotError
-    from edgepilot.runtime.options import parse_engine_opt
-
-    try:
-        return parse_engine_opt(text)
-    except EdgepilotError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="bundle folder")
-    p.add_argument("--backends", default="ort", help="comma-separated backends (default: ort)")
-    p.add_argument("--precisions", default="fp32", help="comma-separated precisions (default: fp32)")
-    p.add_argument("--shapes", default="native", help="comma-separated HxW input sizes or 'native' (default)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--model", required=True, metavar="BUNDLE", help="bundle folder")
+    add_engine_arguments(p, many=True)
     p.add_argument("--iters", type=int, default=100, help="timed calls per repeat (default: 100)")
     p.add_argument("--warmup", type=int, default=10, help="untimed calls before timing (default: 10)")
     p.add_argument("--repeats", type=int, default=5, help="timing repeats per row (default: 5)")
     p.add_argument("--rate", type=float, default=None, metavar="HZ", help="paced arrivals at HZ (default: back-to-back)")
     p.add_argument("--deadline-ms", type=float, default=None, help="report the share of frames slower than this")
-    p.add_argument("--engine-opt", type=_engine_opt, action="append", default=[], metavar="KEY=VALUE",
-                   help="engine option, repeatable (e.g. threads=2, delay_ms=5 for the null engine)")
     p.add_argument("--out", default=None, help="write the JSON report here")
     p.add_argument("--plot", default=None, help="write a PNG of the latency distributions here")
     p.add_argument("--baseline", default=None, help="baseline report to gate against")
@@ -85,7 +70,6 @@ def main(args: argparse.Namespace) -> int:
     from edgepilot.runtime.bench.suite import BenchSettings, build_report, gate_run, run_bench
     from edgepilot.runtime.bundle import load_bundle
     from edgepilot.runtime.errors import EdgepilotError
-    from edgepilot.runtime.options import parse_shape
 
     if args.update_baseline and not args.baseline:
         raise EdgepilotError("--update-baseline needs --baseline FILE to write", exit_code=2)
@@ -97,8 +81,7 @@ def main(args: argparse.Namespace) -> int:
     baseline = load_report(args.baseline) if args.baseline and not args.update_baseline else None
     settings = BenchSettings(args.iters, args.warmup, args.repeats, args.device, args.rate, args.deadline_ms,
                              dict(args.engine_opt))
-    shapes = [parse_shape(s) for s in _split(args.shapes)]
-    rows = run_bench(bundle, _split(args.backends), _split(args.precisions), shapes, settings,
+    rows = run_bench(bundle, args.backends, args.precisions, args.shapes, settings,
                      progress=not args.no_progress)
     print(format_table(rows))
     report = build_report(bundle, rows, settings, ["edgepilot", *sys.argv[1:]])
@@ -118,7 +101,3 @@ def main(args: argparse.Namespace) -> int:
     result = gate_run(bundle, baseline, rows, settings, rule)
     print(format_result(result, rule))
     return 0 if result.passed else 1
-
-
-def _split(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]

@@ -12,6 +12,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from edgepilot.runtime.engines import BACKENDS
+
 NAME = "demo"
 HELP = "run the loop end to end on a built-in clip (writes video, JSONL and report)"
 DESCRIPTION = """\
@@ -38,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: out/demo)")
     p.add_argument("--frames", type=int, default=150, help="frames in the clip (default: 150)")
     p.add_argument("--seed", type=int, default=0, help="world seed (default: 0)")
-    p.add_argument("--backend", default="ort", help="inference backend (default: ort)")
+    p.add_argument("--backend", default="ort", choices=list(BACKENDS), help="inference backend (default: ort)")
 
 
 def make_world_clip(path: Path, frames: int, seed: int, hw: tuple[int, int] = (256, 512)) -> str:
@@ -73,7 +75,7 @@ def make_pattern_clip(path: Path, frames: int, hw: tuple[int, int] = (256, 512))
 
 
 def main(args: argparse.Namespace) -> int:
-    from edgepilot.cli import main as cli_main
+    from edgepilot.commands.run import RunOptions, run
     from edgepilot.export import tiny
     from edgepilot.runtime.errors import EdgepilotError
 
@@ -91,9 +93,8 @@ def main(args: argparse.Namespace) -> int:
     print(f"clip: {what} -> {clip}")
     print(f"model: {bundle} (tiny segmentation net, argmax in the graph)")
     print(UNTRAINED_NOTE)
-    code = cli_main(["run", str(clip), "--model", str(bundle), "--backend", args.backend,
-                     "--out", str(out / "annotated.mp4"), "--jsonl", str(out / "results.jsonl"),
-                     "--report", str(out / "report.json")])
+    code = run(RunOptions(str(clip), str(bundle), backend=args.backend, out=str(out / "annotated.mp4"),
+                          jsonl=str(out / "results.jsonl"), report=str(out / "report.json")))
     if code == 0:
         print(f"wrote {out / 'annotated.mp4'}, {out / 'results.jsonl'}, {out / 'report.json'}")
         print(UNTRAINED_NOTE)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from edgepilot.commands.common import add_engine_arguments
 
 NAME = "run"
 HELP = "run a model bundle on a video file, camera, stream or synthetic source"
@@ -37,11 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", metavar="SOURCE", help="video path, camera index, URL, GStreamer pipeline "
                    "or synthetic:WxH@FPS[:N] (see above)")
     p.add_argument("--model", required=True, metavar="BUNDLE", help="model bundle folder (meta.json + model.onnx)")
-    p.add_argument("--backend", default="ort", choices=("ort", "null", "torch", "trt"),
-                   help="inference backend (default: ort; null runs no model, for testing the loop)")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"), help="default: fp32")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    p.add_argument("--shape", "--shapes", dest="shape", metavar="HxW", help="model input size for bundles with dynamic H, W, e.g. 256x512")
+    add_engine_arguments(p)
     p.add_argument("--out", metavar="VIDEO", help="write annotated frames to a video (.mp4 mp4v, .avi MJPG)")
     p.add_argument("--jsonl", metavar="FILE", help="write one JSON record per frame (timings and outputs)")
     p.add_argument("--report", metavar="FILE", help="write the latency report as JSON")
@@ -49,65 +48,101 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--realtime", action="store_true",
                    help="pace a video file at its native FPS, dropping frames the loop cannot keep up with")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N results")
-    p.add_argument("--engine-opt", action="append", default=[], metavar="KEY=VALUE",
-                   help="backend option, repeatable, e.g. --engine-opt threads=2 --engine-opt delay_ms=5")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (or summary line) on stderr")
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """What ``edgepilot run`` does, as a value: built from the CLI or by another command (demo)."""
+
+    source: str
+    model: str
+    backend: str = "ort"
+    precision: str = "fp32"
+    device: str = "cpu"
+    shape: tuple[int, int] | None = None
+    engine_options: dict[str, Any] = field(default_factory=dict)
+    out: str | None = None
+    jsonl: str | None = None
+    report: str | None = None
+    show: bool = False
+    realtime: bool = False
+    max_frames: int | None = None
+    progress: bool = True
 
 
 def main(args: argparse.Namespace) -> int:
+    return run(RunOptions(
+        source=args.source, model=args.model, backend=args.backend, precision=args.precision,
+        device=args.device, shape=args.shape, engine_options=dict(args.engine_opt), out=args.out,
+        jsonl=args.jsonl, report=args.report, show=args.show, realtime=args.realtime,
+        max_frames=args.max_frames, progress=not args.no_progress))
+
+
+def run(opts: RunOptions) -> int:
+    """Run a bundle on a source; print the latency table; write the report even on failure.
+
+    Returns the exit code (0 done, 130 interrupted); raises EdgepilotError for the rest.
+    """
     from edgepilot.runtime.bundle import load_bundle
     from edgepilot.runtime.draw import Annotator
     from edgepilot.runtime.engines import load_engine
     from edgepilot.runtime.errors import SourceError
-    from edgepilot.runtime.options import parse_engine_opts, parse_shape
     from edgepilot.runtime.pipeline import run_loop
     from edgepilot.runtime.sources import open_source
 
-    bundle = load_bundle(args.model)
+    bundle = load_bundle(opts.model)
     with contextlib.ExitStack() as stack:
-        engine = stack.enter_context(load_engine(bundle, args.backend, args.precision, args.device,
-                                                 parse_shape(args.shape), **parse_engine_opts(args.engine_opt)))
+        engine = stack.enter_context(load_engine(bundle, opts.backend, opts.precision, opts.device,
+                                                 opts.shape, **opts.engine_options))
         processor = engine.make_processor()
         engine.warmup(3)
-        source = stack.enter_context(open_source(args.source, realtime=args.realtime))
-        sinks = _open_sinks(args, bundle.classes, source.fps, stack)
-        progress = _progress(source, args.max_frames, stack)
+        source = stack.enter_context(open_source(opts.source, realtime=opts.realtime))
+        sinks = _open_sinks(opts, bundle.classes, source.fps, stack)
+        bar = _progress(source, opts, stack)
         report, error = run_loop(
             source, processor, sinks=sinks, annotator=Annotator(bundle.classes, bundle.palette),
-            engine_info=engine.describe(), max_frames=args.max_frames,
-            on_result=(lambda _r: progress.update()) if progress is not None else None)
+            engine_info=engine.describe(), max_frames=opts.max_frames,
+            on_result=(lambda _r: bar.update()) if bar is not None else None)
     print(report.table())
-    if args.report:
-        Path(args.report).write_text(report.to_json() + "\n", encoding="utf-8")
+    if opts.report:
+        Path(opts.report).write_text(report.to_json() + "\n", encoding="utf-8")
     if error is not None:
         raise error
     if report.stopped == "interrupted":
         print("interrupted", file=sys.stderr)
         return 130
     if report.frames == 0 and not source.live:
-        raise SourceError(f"{args.source}: no frame could be decoded; is it a video?")
+        raise SourceError(f"{opts.source}: no frame could be decoded; is it a video?")
     return 0
 
 
-def _open_sinks(args: argparse.Namespace, classes: list[str], fps: float,
-                stack: contextlib.ExitStack) -> list[Any]:
+def _open_sinks(opts: RunOptions, classes: list[str], fps: float, stack: contextlib.ExitStack) -> list[Any]:
     """The sinks asked for; each is closed by the stack even if a later one fails to open."""
     from edgepilot.runtime.sinks import JsonlSink, VideoSink, WindowSink
 
-    wanted = [(args.out, lambda: VideoSink(args.out, fps)), (args.jsonl, lambda: JsonlSink(args.jsonl, classes)),
-              (args.show, WindowSink)]
     sinks: list[Any] = []
-    for asked, make in wanted:
-        if asked:
-            sinks.append(make())
-            stack.callback(sinks[-1].close)
+
+    def keep(sink: Any) -> None:
+        sinks.append(sink)
+        stack.callback(sink.close)
+
+    if opts.out:
+        keep(VideoSink(opts.out, fps))
+    if opts.jsonl:
+        keep(JsonlSink(opts.jsonl, classes))
+    if opts.show:
+        keep(WindowSink())
     return sinks
 
 
-def _progress(source: Any, max_frames: int | None, stack: contextlib.ExitStack) -> Any:
-    """A tqdm bar on stderr for files with a known frame count, else None."""
-    if source.live or source.frame_count is None:
+def _progress(source: Any, opts: RunOptions, stack: contextlib.ExitStack) -> Any:
+    """Progress on stderr for files with a known frame count (runtime.progress), else None."""
+    if source.live or source.frame_count is None or not opts.progress:
         return None
-    from tqdm import tqdm
+    from edgepilot.runtime.progress import progress
 
-    total = source.frame_count if max_frames is None else min(source.frame_count, max_frames)
-    return stack.enter_context(tqdm(total=total, unit="frame", leave=False, file=sys.stderr))
+    total = source.frame_count if opts.max_frames is None else min(source.frame_count, opts.max_frames)
+    bar = progress(total, "run", "frame")
+    stack.callback(bar.close)
+    return bar

@@ -36,6 +36,7 @@ from edgepilot.runtime.engines import load_engine
 from edgepilot.runtime.engines.base import parse_device
 from edgepilot.runtime.errors import EdgepilotError
 from edgepilot.runtime.options import NATIVE, parse_shape
+from edgepilot.runtime.progress import progress as progress_bar
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +75,17 @@ def bench_row(bundle: Bundle, backend: str, precision: str, hw: tuple[int, int] 
 def run_bench(bundle: Bundle, backends: Sequence[str], precisions: Sequence[str],
               shapes: Sequence[tuple[int, int] | None], settings: BenchSettings,
               progress: bool = True) -> list[BenchRow]:
-    """Every (backend, precision, shape) row in that order, with a tqdm bar on stderr."""
+    """Every (backend, precision, shape) row in that order, with progress on stderr (runtime.progress)."""
     combos = list(itertools.product(backends, precisions, shapes))
-    if progress:
-        from tqdm import tqdm
-
-        combos = tqdm(combos, desc="bench", unit="row", file=sys.stderr, leave=False)
-    return [bench_row(bundle, b, p, hw, settings) for b, p, hw in combos]
+    bar = progress_bar(len(combos), "bench", "row", enabled=progress)
+    rows = []
+    try:
+        for b, p, hw in combos:
+            rows.append(bench_row(bundle, b, p, hw, settings))
+            bar.update()
+    finally:
+        bar.close()
+    return rows
 
 
 def build_report(bundle: Bundle, rows: Sequence[BenchRow], settings: BenchSettings,

@@ -1,0 +1,75 @@
+"""Arguments shared by the commands that build engines (``run``, ``bench`` and those to come).
+
+The choices come from the registries (``runtime.engines.BACKENDS``,
+``runtime.bundle.PRECISIONS``), so a new backend or precision appears in
+every command's ``--help`` and validation at once. Values are parsed here,
+at the door: a bad one is argparse's one-line error, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from edgepilot.runtime.bundle import PRECISIONS
+from edgepilot.runtime.engines import BACKENDS
+from edgepilot.runtime.engines.base import parse_device
+from edgepilot.runtime.errors import EdgepilotError
+from edgepilot.runtime.options import parse_engine_opt, parse_shape
+
+BACKEND_HELP = "null runs no model (for testing the loop)"
+
+
+def _argtype(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Wrap a parser raising EdgepilotError as an argparse type (its message becomes the error line)."""
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except EdgepilotError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    convert.__name__ = getattr(parse, "__name__", "value")
+    return convert
+
+
+def _one_of(kind: str, allowed: Sequence[str]) -> Callable[[str], list[str]]:
+    def parse(text: str) -> list[str]:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        bad = [t for t in items if t not in allowed]
+        if bad or not items:
+            raise EdgepilotError(f"unknown {kind} {', '.join(bad) or repr(text)}: choose from {', '.join(allowed)}")
+        return items
+    return parse
+
+
+def _shapes(text: str) -> list[tuple[int, int] | None]:
+    return [parse_shape(t.strip()) for t in text.split(",") if t.strip()] or [None]
+
+
+def _device(text: str) -> str:
+    return str(parse_device(text))
+
+
+def add_engine_arguments(p: argparse.ArgumentParser, *, many: bool = False) -> None:
+    """``--backend --precision --shape`` (or the comma-list ``--backends --precisions --shapes``
+    with ``many``), ``--device`` and repeatable ``--engine-opt KEY=VALUE``."""
+    g = p.add_argument_group("engine")
+    names = ", ".join(BACKENDS)
+    if many:
+        g.add_argument("--backends", type=_argtype(_one_of("backend", list(BACKENDS))), default=["ort"],
+                       metavar="LIST", help=f"comma-separated backends from {names} (default: ort; {BACKEND_HELP})")
+        g.add_argument("--precisions", type=_argtype(_one_of("precision", PRECISIONS)), default=["fp32"],
+                       metavar="LIST", help=f"comma-separated precisions from {', '.join(PRECISIONS)} (default: fp32)")
+        g.add_argument("--shapes", type=_argtype(_shapes), default=[None], metavar="LIST",
+                       help="comma-separated HxW input sizes or 'native' (default: the bundle's own)")
+    else:
+        g.add_argument("--backend", default="ort", choices=list(BACKENDS),
+                       help=f"inference backend (default: ort; {BACKEND_HELP})")
+        g.add_argument("--precision", default="fp32", choices=PRECISIONS, help="default: fp32")
+        g.add_argument("--shape", "--shapes", dest="shape", type=_argtype(parse_shape), default=None, metavar="HxW",
+                       help="model input size for bundles with dynamic H, W, e.g. 256x512")
+    g.add_argument("--device", type=_argtype(_device), default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    g.add_argument("--engine-opt", type=_argtype(parse_engine_opt), action="append", default=[],
+                   metavar="KEY=VALUE", dest="engine_opt",
+                   help="backend option, repeatable, e.g. threads=2, delay_ms=5 for the null engine, "
+                        "rebuild=false or engine=PATH for trt")
