@@ -28,6 +28,7 @@ from typing import Any
 from edgepilot.runtime.bundle import Bundle
 from edgepilot.runtime.errors import BundleError, EngineError
 
+
 @dataclass(frozen=True, slots=True)
 class Fingerprint:
     """Everything a built engine depends on. ``input_shapes``: name -> concrete shape."""
@@ -128,11 +129,11 @@ def _check_explicit(engine_path: Path, current: Fingerprint) -> ResolvedEngine:
     if stored is None:
         raise EngineError(
             f"engine {engine_path} has no readable fingerprint sidecar {sidecar_of(engine_path).name}; "
-            "refusing to run an engine of unknown origin: drop --engine to build one", exit_code=2)
+            "refusing to run an engine of unknown origin: drop --engine-opt engine=PATH to build one", exit_code=2)
     diff = stored.diff(current)
     if diff:
         raise EngineError(f"engine {engine_path} was built for something else ({_describe(diff)}); "
-                          "drop --engine to build a matching one", exit_code=2)
+                          "drop --engine-opt engine=PATH to build a matching one", exit_code=2)
     return ResolvedEngine(engine_path, False, current)
 
 
@@ -163,7 +164,7 @@ def resolve_engine(bundle: Bundle, fingerprint: Fingerprint, build_fn: Callable[
         others = _stale_candidates(bundle, fingerprint)
         why = "; ".join(_describe(fp.diff(fingerprint)) for fp in others) or "no cached engine"
         raise EngineError(f"no cached engine in {engine.parent} matches ({why}); "
-                          "run without --no-rebuild to build one", exit_code=2)
+                          "drop --engine-opt rebuild=false to build one", exit_code=2)
     data = build_fn()
     if not data:
         raise EngineError("the engine build produced no data (see the builder log above)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -89,7 +90,7 @@ def test_changed_environment_is_refused_with_field_named(bundle: Bundle, field: 
         # other-precision engines are not candidates: the message says nothing matches
         assert "no cached engine" in str(err.value)
     else:
-        assert field in str(err.value) and "--no-rebuild" in str(err.value)
+        assert field in str(err.value) and "--engine-opt rebuild=false" in str(err.value)
     rebuilt = resolve_engine(bundle, current, build)
     assert rebuilt.built and build.calls == 2
 
@@ -134,3 +135,34 @@ def test_empty_build_output_is_an_error(bundle: Bundle) -> None:
     with pytest.raises(EngineError, match="no data"):
         resolve_engine(bundle, fp(bundle), lambda: b"")
     assert not cache_paths(bundle, fp(bundle))[0].exists()
+
+
+def _flags_in(message: str) -> set[str]:
+    return set(re.findall(r"(--[a-z][a-z-]*)", message))
+
+
+def test_cache_errors_name_only_real_options(bundle: Bundle, tmp_path: Path) -> None:
+    """Regression: the messages used to name --no-rebuild and --engine, which no command has."""
+    from edgepilot.cli import build_parser
+
+    run_parser = build_parser()._subparsers._group_actions[0].choices["run"]  # type: ignore[union-attr]
+    real = {s for a in run_parser._actions for s in a.option_strings}
+    build = FakeBuilder()
+    messages = []
+    with pytest.raises(EngineError) as refused:
+        resolve_engine(bundle, fp(bundle), build, rebuild=False)
+    messages.append(str(refused.value))
+    cached = resolve_engine(bundle, fp(bundle), build).path
+    explicit = tmp_path / "given.engine"
+    shutil.copy(cached, explicit)
+    with pytest.raises(EngineError) as no_sidecar:
+        resolve_engine(bundle, fp(bundle), build, engine_path=explicit)
+    messages.append(str(no_sidecar.value))
+    shutil.copy(sidecar_of(cached), sidecar_of(explicit))
+    with pytest.raises(EngineError) as stale:
+        resolve_engine(bundle, fp(bundle, gpu_name="Other"), build, engine_path=explicit)
+    messages.append(str(stale.value))
+    assert "--engine-opt rebuild=false" in messages[0]
+    assert all("--engine-opt engine=PATH" in m for m in messages[1:])
+    for m in messages:
+        assert _flags_in(m) <= real, f"{m!r} names options that do not exist"
