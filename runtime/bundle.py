@@ -44,6 +44,8 @@ TASKS = {
     "detection": ("centernet", "yolo"),
     "policy": ("action",),
 }
+# Tasks whose first input is a camera frame (preprocessed by runtime.preprocess).
+IMAGE_TASKS = ("segmentation", "detection")
 SUPPORTED_OPSETS = range(11, 24)
 DTYPES = ("float32", "float16", "uint8", "int8", "int32", "int64", "bool")
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -195,6 +197,20 @@ def _check_meta(meta: dict[str, Any], where: Path) -> None:
         raise BundleError(f"{where}: task {task!r} needs a 'classes' list")
 
 
+def _check_image_input(bundle: Bundle, where: Path) -> None:
+    """An image task's first input must be a 3-channel image in the declared layout."""
+    if bundle.task not in IMAGE_TASKS:
+        return
+    spec, layout = bundle.inputs[0], str(bundle.preprocess.get("layout", "NCHW")).upper()
+    if len(spec.shape) != 4:
+        raise BundleError(f"{where}: input {spec.name!r} of a {bundle.task} bundle must be an image "
+                          f"[N, C, H, W] or [N, H, W, C], got shape {list(spec.shape)}; fix meta.json 'inputs'")
+    channels = spec.shape[1] if layout == "NCHW" else spec.shape[3]
+    if channels not in (None, 3):
+        raise BundleError(f"{where}: input {spec.name!r} has {channels} channels in layout {layout}, but camera "
+                          "frames have 3; fix meta.json 'inputs' or 'preprocess.layout'")
+
+
 def load_bundle(path: str | Path, *, check_onnx: bool = True) -> Bundle:
     """Load and validate a bundle folder (or a meta.json path).
 
@@ -223,6 +239,7 @@ def load_bundle(path: str | Path, *, check_onnx: bool = True) -> Bundle:
         raise BundleError(f"{meta_path} must hold a JSON object")
     _check_meta(meta, meta_path)
     bundle = Bundle(root, meta, _specs(meta, "inputs", meta_path), _specs(meta, "outputs", meta_path))
+    _check_image_input(bundle, meta_path)
     bundle.file("fp32")
     if check_onnx:
         check_onnx_graph(bundle)

@@ -84,14 +84,19 @@ def run(opts: RunOptions) -> int:
 
     Returns the exit code (0 done, 130 interrupted); raises EdgepilotError for the rest.
     """
-    from edgepilot.runtime.bundle import load_bundle
+    from edgepilot.runtime.bundle import IMAGE_TASKS, load_bundle
     from edgepilot.runtime.draw import Annotator
     from edgepilot.runtime.engines import load_engine
-    from edgepilot.runtime.errors import SourceError
+    from edgepilot.runtime.errors import BundleError, SourceError
     from edgepilot.runtime.pipeline import run_loop
     from edgepilot.runtime.sources import open_source
 
     bundle = load_bundle(opts.model)
+    if bundle.task not in IMAGE_TASKS:
+        raise BundleError(
+            f"{opts.model} is a {bundle.task} bundle: it acts on the driving agent's observations, not on "
+            "camera frames, so `edgepilot run` cannot feed it; the driving agent runs it (`edgepilot drive "
+            f"--policy`, not in this release yet); time it with `edgepilot bench --model {opts.model}`")
     with contextlib.ExitStack() as stack:
         engine = stack.enter_context(load_engine(bundle, opts.backend, opts.precision, opts.device,
                                                  opts.shape, **opts.engine_options))

@@ -38,6 +38,14 @@ def _wrong_input_name(bundles: dict[str, Path], tmp: Path) -> Path:
     return b
 
 
+def _four_channel_seg(bundles: dict[str, Path], tmp: Path) -> Path:
+    b = Path(shutil.copytree(bundles["seg"], tmp / "fourch"))
+    meta = json.loads((b / "meta.json").read_text())
+    meta["inputs"][0]["shape"][1] = 4
+    (b / "meta.json").write_text(json.dumps(meta))
+    return b
+
+
 @pytest.mark.parametrize(
     ("make", "extra", "expect", "code"),
     [
@@ -50,6 +58,10 @@ def _wrong_input_name(bundles: dict[str, Path], tmp: Path) -> Path:
         (None, ["--device", "tpu"], "unknown device 'tpu'", 2),
         (None, ["--device", "cuda:7"], "no GPU provider", 2),
         ("seg_logits", ["--backend", "null", "--engine-opt", "nan=true"], "NaN", 1),
+        # regressions: a policy bundle ran on camera frames and failed on the first frame
+        ("policy", [], "is a policy bundle", 2),
+        ("policy", ["--backend", "null"], "edgepilot drive", 2),
+        (_four_channel_seg, [], "has 4 channels", 2),
     ],
 )
 def test_bad_input_is_one_line(bundles: dict[str, Path], clip: Path, tmp_path: Path,
