@@ -67,7 +67,9 @@ def segmentation_bundle(folder: str | Path, hw: tuple[int, int] | None = (128, 2
                         argmax: bool = True, seed: int = 0) -> Path:
     """Untrained segmentation bundle: logits, or uint8 class ids with ``argmax`` (dynamic H, W if hw is None)."""
     onnx = require("onnx", "onnx", "building ONNX models")
-    rng, inits, nodes = np.random.default_rng(seed), [], []
+    rng = np.random.default_rng(seed)
+    inits: list[Any] = []  # onnx TensorProto initialisers
+    nodes: list[Any] = []  # onnx NodeProto, in graph order
     feat = _backbone(onnx, rng, width, inits, nodes)
     low = _conv(onnx, rng, "head", feat, width, len(SEG_CLASSES), 1, 1, inits, nodes, relu=False)
     inits.append(onnx.numpy_helper.from_array(np.array([1, 1, 4, 4], np.float32), "up.scales"))
@@ -96,7 +98,9 @@ def segmentation_bundle(folder: str | Path, hw: tuple[int, int] | None = (128, 2
 def centernet_bundle(folder: str | Path, hw: tuple[int, int] = (128, 256), width: int = 16, seed: int = 0) -> Path:
     """Untrained CenterNet-style detector: heatmap (sigmoid in graph), size, offset at stride 4."""
     onnx = require("onnx", "onnx", "building ONNX models")
-    rng, inits, nodes = np.random.default_rng(seed), [], []
+    rng = np.random.default_rng(seed)
+    inits: list[Any] = []  # onnx TensorProto initialisers
+    nodes: list[Any] = []  # onnx NodeProto, in graph order
     feat = _backbone(onnx, rng, width, inits, nodes)
     hm = _conv(onnx, rng, "hm", feat, width, len(DET_CLASSES), 1, 1, inits, nodes, relu=False)
     nodes.append(onnx.helper.make_node("Sigmoid", [hm], ["heatmap"]))
@@ -124,7 +128,9 @@ def centernet_bundle(folder: str | Path, hw: tuple[int, int] = (128, 256), width
 def yolo_bundle(folder: str | Path, hw: tuple[int, int] = (128, 256), width: int = 16, seed: int = 0) -> Path:
     """Untrained detector with the YOLOv8/YOLO11 output layout [1, 4 + nc, N] (letterbox input)."""
     onnx = require("onnx", "onnx", "building ONNX models")
-    rng, inits, nodes = np.random.default_rng(seed), [], []
+    rng = np.random.default_rng(seed)
+    inits: list[Any] = []  # onnx TensorProto initialisers
+    nodes: list[Any] = []  # onnx NodeProto, in graph order
     nc = len(DET_CLASSES)
     feat = _backbone(onnx, rng, width, inits, nodes)
     head = _conv(onnx, rng, "head", feat, width, 4 + nc, 1, 1, inits, nodes, relu=False)
@@ -155,7 +161,9 @@ def policy_bundle(folder: str | Path, obs_hw: tuple[int, int] = (32, 64), channe
                   hidden: int = 64, seed: int = 0) -> Path:
     """Untrained policy: semantic view [1, C, h, w] -> tanh action [1, 2] (steer, throttle)."""
     onnx = require("onnx", "onnx", "building ONNX models")
-    rng, inits, nodes = np.random.default_rng(seed), [], []
+    rng = np.random.default_rng(seed)
+    inits: list[Any] = []  # onnx TensorProto initialisers
+    nodes: list[Any] = []  # onnx NodeProto, in graph order
     n_in = channels * obs_hw[0] * obs_hw[1]
     w1 = (rng.standard_normal((n_in, hidden)) / np.sqrt(n_in)).astype(np.float32)
     w2 = (rng.standard_normal((hidden, 2)) / np.sqrt(hidden)).astype(np.float32)
