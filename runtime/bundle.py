@@ -35,19 +35,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgepilot.runtime.bundle_check import (
+    TASK_DECODERS,
+    check_consistency,
+    check_inside,
+    check_schema,
+)
 from edgepilot.runtime.errors import BundleError
 
 FORMAT = "edgepilot-bundle"
 VERSION = 1
-TASKS = {
-    "segmentation": ("logits", "class_ids"),
-    "detection": ("centernet", "yolo"),
-    "policy": ("action",),
-}
-# Tasks whose first input is a camera frame (preprocessed by runtime.preprocess).
-IMAGE_TASKS = ("segmentation", "detection")
-SUPPORTED_OPSETS = range(11, 24)
-DTYPES = ("float32", "float16", "uint8", "int8", "int32", "int64", "bool")
+TASKS = TASK_DECODERS
 PRECISIONS = ("fp32", "fp16", "int8")
 
 # Role -> default file name inside the bundle folder (what each holds: FILE_ROLES).
@@ -135,6 +133,7 @@ class Bundle:
     def file(self, role: str = "fp32") -> Path:
         """Path of the existing file for ``role``; BundleError saying what to do if the bundle lacks it."""
         path = self.path_of(role)
+        check_inside(self.path, path, f"the {role} file")
         if not path.is_file():
             raise BundleError(
                 f"bundle {self.path} has no {role} model ({path.name} is missing); "
@@ -154,61 +153,26 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _specs(meta: dict[str, Any], key: str, where: Path) -> tuple[TensorSpec, ...]:
-    items = meta.get(key)
-    if not isinstance(items, list) or not items:
-        raise BundleError(f"{where}: '{key}' must be a non-empty list of {{name, shape, dtype}}")
-    specs = []
-    for i, item in enumerate(items):
-        try:
-            name, shape = str(item["name"]), item["shape"]
-            dtype = str(item.get("dtype", "float32"))
-            dims = tuple(None if d in (None, -1) or isinstance(d, str) else int(d) for d in shape)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BundleError(f"{where}: {key}[{i}] needs a name and an integer shape ({exc})") from exc
-        if dtype not in DTYPES:
-            raise BundleError(f"{where}: {key}[{i}] has unknown dtype {dtype!r} (one of {DTYPES})")
-        specs.append(TensorSpec(name, dims, dtype))
-    return tuple(specs)
+def _specs(meta: dict[str, Any], key: str) -> tuple[TensorSpec, ...]:
+    """TensorSpecs of a schema-checked tensor list; string and -1 dims are dynamic (None)."""
+    return tuple(TensorSpec(str(item["name"]),
+                            tuple(d if isinstance(d, int) and d > 0 else None for d in item["shape"]),
+                            str(item.get("dtype", "float32")))
+                 for item in meta[key])
 
 
-def _check_meta(meta: dict[str, Any], where: Path) -> None:
-    if meta.get("format", FORMAT) != FORMAT or int(meta.get("version", VERSION)) > VERSION:
-        raise BundleError(f"{where}: not an {FORMAT} v{VERSION} meta.json; upgrade edgepilot")
-    task = meta.get("task")
-    if task not in TASKS:
-        raise BundleError(f"{where}: unknown task {task!r}; expected one of {', '.join(TASKS)}")
-    decoder = meta.get("decoder")
-    if not isinstance(decoder, dict) or decoder.get("type") not in TASKS[task]:
-        raise BundleError(
-            f"{where}: decoder.type must be one of {TASKS[task]} for task {task!r}, "
-            f"got {decoder.get('type') if isinstance(decoder, dict) else decoder!r}"
-        )
-    opset = meta.get("opset")
-    if not isinstance(opset, int) or opset not in SUPPORTED_OPSETS:
-        raise BundleError(
-            f"{where}: opset {opset!r} is not supported (need {SUPPORTED_OPSETS.start}.."
-            f"{SUPPORTED_OPSETS.stop - 1}); re-export with a supported opset"
-        )
-    classes, palette = meta.get("classes", []), meta.get("palette", [])
-    if palette and len(palette) != len(classes):
-        raise BundleError(f"{where}: {len(classes)} classes but {len(palette)} palette colours")
-    if task != "policy" and not classes:
-        raise BundleError(f"{where}: task {task!r} needs a 'classes' list")
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
-def _check_image_input(bundle: Bundle, where: Path) -> None:
-    """An image task's first input must be a 3-channel image in the declared layout."""
-    if bundle.task not in IMAGE_TASKS:
-        return
-    spec, layout = bundle.inputs[0], str(bundle.preprocess.get("layout", "NCHW")).upper()
-    if len(spec.shape) != 4:
-        raise BundleError(f"{where}: input {spec.name!r} of a {bundle.task} bundle must be an image "
-                          f"[N, C, H, W] or [N, H, W, C], got shape {list(spec.shape)}; fix meta.json 'inputs'")
-    channels = spec.shape[1] if layout == "NCHW" else spec.shape[3]
-    if channels not in (None, 3):
-        raise BundleError(f"{where}: input {spec.name!r} has {channels} channels in layout {layout}, but camera "
-                          "frames have 3; fix meta.json 'inputs' or 'preprocess.layout'")
+def _check_meta(meta: Any, where: Path) -> None:
+    """The one validation of meta.json: version, the published schema, then consistency."""
+    version = meta.get("version", VERSION) if isinstance(meta, dict) else VERSION
+    if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
+        raise BundleError(f"{where}: {FORMAT} version {version} is newer than this edgepilot reads "
+                          f"({VERSION}); upgrade edgepilot")
+    check_schema(meta, where)
+    check_consistency(meta, where)
 
 
 def load_bundle(path: str | Path, *, check_onnx: bool = True) -> Bundle:
@@ -231,15 +195,15 @@ def load_bundle(path: str | Path, *, check_onnx: bool = True) -> Bundle:
     meta_path = root / FILES["meta"]
     if not meta_path.is_file():
         raise BundleError(f"bundle {root} has no meta.json; every bundle needs one (README, 'Model bundles')")
+    check_inside(root, meta_path, "meta.json")
     try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
         raise BundleError(f"{meta_path} is not valid JSON ({exc}); fix or re-export it") from exc
-    if not isinstance(meta, dict):
-        raise BundleError(f"{meta_path} must hold a JSON object")
+    except OSError as exc:
+        raise BundleError(f"{meta_path} cannot be read ({exc.strerror}); check its permissions") from exc
     _check_meta(meta, meta_path)
-    bundle = Bundle(root, meta, _specs(meta, "inputs", meta_path), _specs(meta, "outputs", meta_path))
-    _check_image_input(bundle, meta_path)
+    bundle = Bundle(root, meta, _specs(meta, "inputs"), _specs(meta, "outputs"))
     bundle.file("fp32")
     if check_onnx:
         check_onnx_graph(bundle)
@@ -268,6 +232,28 @@ def check_onnx_graph(bundle: Bundle, precision: str = "fp32") -> None:
         )
     _compare_io(path, "input", model.graph.input, bundle.inputs, skip={i.name for i in model.graph.initializer})
     _compare_io(path, "output", model.graph.output, bundle.outputs, skip=set())
+    check_external_data(bundle, path, model.graph)
+
+
+def _tensors(graph: Any) -> Any:
+    """Every TensorProto of a graph: initialisers, node attributes and subgraphs, recursively."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                yield from _tensors(sub)
+
+
+def check_external_data(bundle: Bundle, model_path: Path, graph: Any) -> None:
+    """Weights an ONNX file keeps in external files must lie inside the bundle folder."""
+    for tensor in _tensors(graph):
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                check_inside(bundle.path, model_path.parent / entry.value,
+                             f"external data of {model_path.name} (tensor {tensor.name!r})")
 
 
 def _compare_io(path: Path, kind: str, values: Any, specs: tuple[TensorSpec, ...], skip: set[str]) -> None:

@@ -38,6 +38,7 @@ def test_wheel_has_one_top_level_package_with_every_library_module(wheel: Path) 
         sources = {str(p.relative_to(ROOT)) for p in (ROOT / lib).rglob("*.py") if "__pycache__" not in p.parts}
         assert sources, lib
         assert {f"edgepilot/{s}" for s in sources} <= set(names), f"{lib}/ modules missing from the wheel"
+    assert "edgepilot/runtime/bundle.schema.json" in names  # package data: load_bundle needs it
 
 
 def _perception_wheel(dest: Path) -> Path:

@@ -84,7 +84,8 @@ def run(opts: RunOptions) -> int:
 
     Returns the exit code (0 done, 130 interrupted); raises EdgepilotError for the rest.
     """
-    from edgepilot.runtime.bundle import IMAGE_TASKS, load_bundle
+    from edgepilot.runtime.bundle import load_bundle
+    from edgepilot.runtime.bundle_check import IMAGE_TASKS
     from edgepilot.runtime.draw import Annotator
     from edgepilot.runtime.engines import load_engine
     from edgepilot.runtime.errors import BundleError, SourceError

@@ -61,13 +61,13 @@ def test_meta_not_json(tmp_path: Path, bundles: dict[str, Path]) -> None:
 @pytest.mark.parametrize(
     ("change", "expect"),
     [
-        ({"task": "depth"}, "unknown task 'depth'"),
+        ({"task": "depth"}, "task: 'depth' is not one of"),
         ({"decoder": {"type": "yolo"}}, "decoder.type must be one of"),
-        ({"opset": 7}, "opset 7 is not supported"),
+        ({"opset": 7}, "opset: 7 is less than the minimum of 11"),
         ({"opset": 18}, "differs from meta.json opset 18"),
         ({"inputs": [{"name": "img", "shape": [1, 3, 128, 256]}]}, "'img' is not in the graph"),
         ({"inputs": [{"name": "image", "shape": [1, 3, 64, 64]}]}, "has shape [1, 3, 128, 256] in the graph"),
-        ({"inputs": [{"name": "image", "shape": [1, 3, 128, 256], "dtype": "float128"}]}, "unknown dtype"),
+        ({"inputs": [{"name": "image", "shape": [1, 3, 128, 256], "dtype": "float128"}]}, "inputs[0].dtype: 'float128' is not one of"),
         ({"palette": [[0, 0, 0]]}, "palette colours"),
         ({"classes": [], "palette": []}, "needs a 'classes' list"),
     ],
@@ -110,3 +110,87 @@ def test_docs_list_every_bundle_file_of_the_table() -> None:
     for role, name in FILES.items():
         shown = name + ("/" if role == "engines" else "")
         assert f"| `{role}` | `{shown}` | {FILE_ROLES[role]} |" in doc, f"docs/bundles.md lacks the {role} row"
+
+
+def _pre(**changes: object) -> dict:  # type: ignore[type-arg]
+    pre = {"layout": "NCHW", "color": "RGB", "resize": "stretch", "scale": 1 / 255,
+           "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
+    pre.update(changes)
+    return pre
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "expect"),
+    [  # each of these was accepted (or crashed later) before the schema
+        ("seg", {"preprocess": _pre(std=[0, 0, 0])}, "0 is less than or equal to the minimum of 0"),
+        ("seg", {"preprocess": _pre(mean=[0.5, 0.5])}, "preprocess.mean has 2 values for the 3 input channels"),
+        ("seg", {"preprocess": _pre(layout="CHW")}, "preprocess.layout: 'CHW' is not one of"),
+        ("seg", {"preprocess": _pre(resize="crop")}, "preprocess.resize: 'crop' is not one of"),
+        ("seg", {"preprocess": _pre(scale="1/255")}, "preprocess.scale: '1/255' is not of type 'number'"),
+        ("seg", {"preprocess": _pre(gamma=2.2)}, "Additional properties are not allowed ('gamma'"),
+        ("seg", {"classes": "road"}, "classes: 'road' is not of type 'array'"),
+        ("seg", {"palette": [[300, 0, 0]] * 8}, "300 is greater than the maximum of 255"),
+        ("seg", {"palette": [[1, 2]] * 8}, "[1, 2] is too short"),
+        ("seg", {"decoder": {"type": "class_ids", "output": "nope"}}, "names output 'nope'"),
+        ("seg", {"decoder": {"type": "class_ids", "stride": 4}}, "Additional properties are not allowed ('stride'"),
+        ("seg", {"files": {"fp32": "../model.onnx"}}, "files.fp32: '../model.onnx' does not match"),
+        ("seg", {"files": {"weights": "w.bin"}}, "Additional properties are not allowed ('weights'"),
+        ("seg", {"version": 2}, "upgrade edgepilot"),
+        ("seg", {"opset": "17"}, "opset: '17' is not of type 'integer'"),
+        ("seg_logits", {"classes": ["a", "b"], "palette": []}, "logits output must have 2 channels"),
+        ("centernet", {"classes": ["car"]}, "centernet heatmap must have 1 channels"),
+        ("yolo", {"classes": ["car"]}, "yolo output [1, 4 + nc, N] must have 5 channels"),
+        ("policy", {"decoder": {"type": "action", "names": ["steer"]}}, "action output must have 1 channels"),
+        ("policy", {"decoder": {"type": "action", "low": [-1]}}, "decoder.low has 1 values for 2 actions"),
+    ],
+)
+def test_schema_and_consistency_errors(tmp_path: Path, bundles: dict[str, Path], name: str,
+                                       change: dict, expect: str) -> None:  # type: ignore[type-arg]
+    b = _copy(bundles[name], tmp_path / "b")
+    _edit_meta(b, **change)
+    assert expect in _error(b)
+
+
+def test_nan_in_meta_is_not_json(tmp_path: Path, bundles: dict[str, Path]) -> None:
+    b = _copy(bundles["seg"], tmp_path / "b")
+    (b / "meta.json").write_text((b / "meta.json").read_text().replace('"opset": 17', '"opset": NaN'))
+    assert "NaN is not a JSON number" in _error(b)
+
+
+def test_files_must_stay_inside_the_bundle(tmp_path: Path, bundles: dict[str, Path]) -> None:
+    outside = _copy(bundles["seg"], tmp_path / "elsewhere") / "model.onnx"
+    b = _copy(bundles["seg"], tmp_path / "b")
+    (b / "model.onnx").unlink()
+    (b / "model.onnx").symlink_to(outside)
+    assert "outside the bundle folder" in _error(b)
+    (b / "model.onnx").unlink()
+    shutil.copy(outside, b / "model.onnx")
+    (b / "model.int8.onnx").symlink_to(outside)
+    with pytest.raises(BundleError, match="outside the bundle folder"):
+        load_bundle(b).file("int8")
+
+
+def test_onnx_external_data_is_confined_to_the_bundle(tmp_path: Path, bundles: dict[str, Path]) -> None:
+    onnx = pytest.importorskip("onnx")
+    b = _copy(bundles["seg"], tmp_path / "b")
+    model = onnx.load(str(b / "model.onnx"))
+    onnx.external_data_helper.convert_model_to_external_data(
+        model, all_tensors_to_one_file=True, location="weights.bin", size_threshold=0)
+    onnx.save(model, str(b / "model.onnx"))
+    assert (b / "weights.bin").is_file()
+    load_bundle(b)  # inside the folder: fine
+    model = onnx.load(str(b / "model.onnx"), load_external_data=False)
+    for tensor in model.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = "../../etc/passwd"
+    onnx.save(model, str(b / "model.onnx"))
+    assert "external data of model.onnx" in _error(b) and "outside the bundle folder" in _error(b)
+
+
+def test_published_schema_is_a_valid_json_schema() -> None:
+    from jsonschema import Draft202012Validator
+
+    from edgepilot.runtime.bundle_check import schema
+
+    Draft202012Validator.check_schema(schema())
