@@ -70,6 +70,7 @@ def main(args: argparse.Namespace) -> int:
     from edgepilot.runtime.bench.suite import BenchSettings, build_report, gate_run, run_bench
     from edgepilot.runtime.bundle import load_bundle
     from edgepilot.runtime.errors import EdgepilotError
+    from edgepilot.runtime.outputs import check_outputs
 
     if args.update_baseline and not args.baseline:
         raise EdgepilotError("--update-baseline needs --baseline FILE to write", exit_code=2)
@@ -77,6 +78,10 @@ def main(args: argparse.Namespace) -> int:
         raise EdgepilotError(f"--rate {args.rate:g}: give a positive arrival rate in Hz, e.g. --rate 30", exit_code=2)
     if args.iters < 1 or args.repeats < 1 or args.warmup < 0:
         raise EdgepilotError("--iters and --repeats must be >= 1 and --warmup >= 0", exit_code=2)
+    gating = args.baseline and not args.update_baseline
+    check_outputs({"--out": args.out, "--plot": args.plot,
+                   "--baseline": args.baseline if args.update_baseline else None},
+                  inputs={"--baseline": args.baseline if gating else None})
     bundle = load_bundle(args.model)
     baseline = load_report(args.baseline) if args.baseline and not args.update_baseline else None
     settings = BenchSettings(args.iters, args.warmup, args.repeats, args.device, args.rate, args.deadline_ms,

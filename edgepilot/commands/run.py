@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from edgepilot.commands.common import add_engine_arguments
@@ -89,9 +88,12 @@ def run(opts: RunOptions) -> int:
     from edgepilot.runtime.draw import Annotator
     from edgepilot.runtime.engines import load_engine
     from edgepilot.runtime.errors import BundleError, SourceError
+    from edgepilot.runtime.outputs import check_outputs, write_text_atomic
     from edgepilot.runtime.pipeline import run_loop
     from edgepilot.runtime.sources import open_source
 
+    check_outputs({"--out": opts.out, "--jsonl": opts.jsonl, "--report": opts.report},
+                  inputs={"SOURCE": opts.source})
     bundle = load_bundle(opts.model)
     if bundle.task not in IMAGE_TASKS:
         raise BundleError(
@@ -112,7 +114,7 @@ def run(opts: RunOptions) -> int:
             on_result=(lambda _r: bar.update()) if bar is not None else None)
     print(report.table())
     if opts.report:
-        Path(opts.report).write_text(report.to_json() + "\n", encoding="utf-8")
+        write_text_atomic(opts.report, report.to_json() + "\n")
     if error is not None:
         raise error
     if report.stopped == "interrupted":

@@ -29,6 +29,7 @@ import numpy as np
 
 from edgepilot.runtime.bench.measure import Timing
 from edgepilot.runtime.errors import GateError
+from edgepilot.runtime.outputs import write_text_atomic
 from edgepilot.runtime.telemetry import summarize_ms
 
 FORMAT = "edgepilot-bench"
@@ -106,11 +107,10 @@ def row_from_json(d: dict[str, Any]) -> BenchRow:
 
 
 def write_report(report: dict[str, Any], path: str | Path) -> Path:
-    """Write a report as indented JSON (creating parent folders); returns the path."""
+    """Write a report as indented JSON, atomically (creating parent folders); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, allow_nan=True) + "\n")
-    return path
+    return write_text_atomic(path, json.dumps(report, indent=2, allow_nan=True) + "\n")
 
 
 def load_report(path: str | Path) -> dict[str, Any]:
