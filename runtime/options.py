@@ -7,6 +7,7 @@ from typing import Any
 from edgepilot.runtime.errors import EdgepilotError
 
 NATIVE = "native"
+MAX_SIDE = 16384  # pixels: larger inputs are a typo, and would fail as a numpy out-of-memory error
 
 
 def parse_shape(text: str | None) -> tuple[int, int] | None:
@@ -17,8 +18,8 @@ def parse_shape(text: str | None) -> tuple[int, int] | None:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise EdgepilotError(f"bad shape {text!r}: write it as HxW, e.g. 256x512", exit_code=2) from None
-    if h <= 0 or w <= 0:
-        raise EdgepilotError(f"bad shape {text!r}: H and W must be positive", exit_code=2)
+    if not (0 < h <= MAX_SIDE and 0 < w <= MAX_SIDE):
+        raise EdgepilotError(f"bad shape {text!r}: H and W must be in 1..{MAX_SIDE}", exit_code=2)
     return h, w
 
 

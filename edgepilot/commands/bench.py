@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from edgepilot.commands.common import add_engine_arguments
+from edgepilot.commands.common import add_engine_arguments, float_in, int_in
 
 NAME = "bench"
 HELP = "benchmark a bundle per backend/precision/shape and gate latency regressions"
@@ -47,17 +47,17 @@ examples:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, metavar="BUNDLE", help="bundle folder")
     add_engine_arguments(p, many=True)
-    p.add_argument("--iters", type=int, default=100, help="timed calls per repeat (default: 100)")
-    p.add_argument("--warmup", type=int, default=10, help="untimed calls before timing (default: 10)")
-    p.add_argument("--repeats", type=int, default=5, help="timing repeats per row (default: 5)")
-    p.add_argument("--rate", type=float, default=None, metavar="HZ", help="paced arrivals at HZ (default: back-to-back)")
-    p.add_argument("--deadline-ms", type=float, default=None, help="report the share of frames slower than this")
+    p.add_argument("--iters", type=int_in(1, 1_000_000), default=100, help="timed calls per repeat (default: 100)")
+    p.add_argument("--warmup", type=int_in(0, 100_000), default=10, help="untimed calls before timing (default: 10)")
+    p.add_argument("--repeats", type=int_in(1, 1000), default=5, help="timing repeats per row (default: 5)")
+    p.add_argument("--rate", type=float_in(0, 10_000, low_open=True), default=None, metavar="HZ", help="paced arrivals at HZ (default: back-to-back)")
+    p.add_argument("--deadline-ms", type=float_in(0, 3_600_000, low_open=True), default=None, help="report the share of frames slower than this")
     p.add_argument("--out", default=None, help="write the JSON report here")
     p.add_argument("--plot", default=None, help="write a PNG of the latency distributions here")
     p.add_argument("--baseline", default=None, help="baseline report to gate against")
-    p.add_argument("--tolerance", type=float, default=0.10, help="allowed slowdown as a fraction (default: 0.10)")
-    p.add_argument("--noise-k", type=float, default=3.0, help="noise band multiplier k (default: 3)")
-    p.add_argument("--max-band", type=float, default=0.5,
+    p.add_argument("--tolerance", type=float_in(0, 100), default=0.10, help="allowed slowdown as a fraction (default: 0.10)")
+    p.add_argument("--noise-k", type=float_in(0, 100), default=3.0, help="noise band multiplier k (default: 3)")
+    p.add_argument("--max-band", type=float_in(0, 100), default=0.5,
                    help="cap of the noise band as a fraction of the baseline (default: 0.5)")
     p.add_argument("--update-baseline", action="store_true", help="write this run to --baseline instead of gating")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -74,10 +74,6 @@ def main(args: argparse.Namespace) -> int:
 
     if args.update_baseline and not args.baseline:
         raise EdgepilotError("--update-baseline needs --baseline FILE to write", exit_code=2)
-    if args.rate is not None and args.rate <= 0:
-        raise EdgepilotError(f"--rate {args.rate:g}: give a positive arrival rate in Hz, e.g. --rate 30", exit_code=2)
-    if args.iters < 1 or args.repeats < 1 or args.warmup < 0:
-        raise EdgepilotError("--iters and --repeats must be >= 1 and --warmup >= 0", exit_code=2)
     gating = args.baseline and not args.update_baseline
     check_outputs({"--out": args.out, "--plot": args.plot,
                    "--baseline": args.baseline if args.update_baseline else None},

@@ -9,6 +9,7 @@ at the door: a bad one is argparse's one-line error, exit 2.
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -73,3 +74,32 @@ def add_engine_arguments(p: argparse.ArgumentParser, *, many: bool = False) -> N
                    metavar="KEY=VALUE", dest="engine_opt",
                    help="backend option, repeatable, e.g. threads=2, delay_ms=5 for the null engine, "
                         "rebuild=false or engine=PATH for trt")
+
+
+def int_in(lo: int, hi: int) -> Callable[[str], int]:
+    """argparse type: an integer in [lo, hi]."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value} is out of range: give {lo}..{hi}")
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
+def float_in(lo: float, hi: float, *, low_open: bool = False) -> Callable[[str], float]:
+    """argparse type: a finite number in [lo, hi] (or (lo, hi] with ``low_open``)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or value > hi or value < lo or (low_open and value == lo):
+            bound = f"({lo:g}, {hi:g}]" if low_open else f"[{lo:g}, {hi:g}]"
+            raise argparse.ArgumentTypeError(f"{text} is out of range: give a finite number in {bound}")
+        return value
+    parse.__name__ = "number"
+    return parse

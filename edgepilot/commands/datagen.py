@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edgepilot.commands.common import int_in
 from edgepilot.runtime.errors import EdgepilotError
+from edgepilot.runtime.options import parse_shape
 
 NAME = "datagen"
 HELP = "generate images, CARLA-tag labels and COCO boxes from a simulator"
@@ -21,14 +23,17 @@ example:
 """
 
 
+MAX_SIDE = 4096  # a 4096x4096 RGB frame plus labels is ~64 MB per step
+
+
 def _size(text: str) -> tuple[int, int]:
     try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 256x512 (HxW), got {text!r}") from None
-    if h < 16 or w < 16:
-        raise argparse.ArgumentTypeError("size must be at least 16x16")
-    return h, w
+        hw = parse_shape(text)
+    except EdgepilotError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if hw is None or min(hw) < 16 or max(hw) > MAX_SIDE:
+        raise argparse.ArgumentTypeError(f"size {text!r}: give HxW with each side in 16..{MAX_SIDE}, e.g. 256x512")
+    return hw
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,14 +41,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="simulator: the built-in world (default) or a CARLA server (docs/carla.md)")
     p.add_argument("--scenario", default="highway",
                    help="builtin: highway, racetrack, roundabout, merge; carla: town01.. (configs/sim/; default highway)")
-    p.add_argument("--frames", type=int, default=100, help="frames in total (default 100)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--frames", type=int_in(1, 10_000_000), default=100, help="frames in total (default 100)")
+    p.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0,
                    help="dataset seed (default 0); episode k is seeded seed * 10007 + k: same seed, same dataset")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     p.add_argument("--size", type=_size, default=(256, 512), metavar="HxW", help="camera image size (default 256x512)")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--episodes", type=int, help="spread the frames over K episodes")
-    group.add_argument("--frames-per-episode", type=int, default=50, metavar="M",
+    group.add_argument("--episodes", type=int_in(1, 1_000_000), help="spread the frames over K episodes")
+    group.add_argument("--frames-per-episode", type=int_in(1, 1_000_000), default=50, metavar="M",
                        help="frames per episode (default 50); episodes = frames / M")
     p.add_argument("--format", choices=("png", "jpg"), default="png", help="image format (labels are always PNG)")
     p.add_argument("--force", action="store_true", help="overwrite a non-empty DIR")
@@ -58,8 +63,6 @@ def main(args: argparse.Namespace) -> int:
     if args.preview_only:
         print(f"wrote {write_preview(args.out)}")
         return 0
-    if args.frames < 1 or (args.episodes is not None and args.episodes < 1) or args.frames_per_episode < 1:
-        raise EdgepilotError("--frames, --episodes and --frames-per-episode must be >= 1", exit_code=2)
     cfg = DatagenConfig(
         out=args.out, sim=args.sim, scenario=args.scenario, frames=args.frames, seed=args.seed,
         height=args.size[0], width=args.size[1], episodes=args.episodes,

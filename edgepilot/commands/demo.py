@@ -12,6 +12,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from edgepilot.commands.common import int_in
 from edgepilot.runtime.engines import BACKENDS
 
 NAME = "demo"
@@ -38,8 +39,8 @@ UNTRAINED_NOTE = ("NOTE: untrained model (random weights): the overlay is meanin
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: out/demo)")
-    p.add_argument("--frames", type=int, default=150, help="frames in the clip (default: 150)")
-    p.add_argument("--seed", type=int, default=0, help="world seed (default: 0)")
+    p.add_argument("--frames", type=int_in(1, 100_000), default=150, help="frames in the clip (default: 150)")
+    p.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0, help="world seed (default: 0)")
     p.add_argument("--backend", default="ort", choices=list(BACKENDS), help="inference backend (default: ort)")
 
 
@@ -79,8 +80,6 @@ def main(args: argparse.Namespace) -> int:
     from edgepilot.export import tiny
     from edgepilot.runtime.errors import EdgepilotError
 
-    if args.frames < 1:
-        raise EdgepilotError(f"--frames {args.frames}: give at least 1 frame", exit_code=2)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     clip = out / "clip.avi"

@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgepilot.commands.common import add_engine_arguments
+from edgepilot.commands.common import add_engine_arguments, int_in
 
 NAME = "run"
 HELP = "run a model bundle on a video file, camera, stream or synthetic source"
@@ -46,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--show", action="store_true", help="show annotated frames in a window (needs a display)")
     p.add_argument("--realtime", action="store_true",
                    help="pace a video file at its native FPS, dropping frames the loop cannot keep up with")
-    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N results")
+    p.add_argument("--max-frames", type=int_in(1, 2**62), metavar="N", help="stop after N results")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (or summary line) on stderr")
 
 

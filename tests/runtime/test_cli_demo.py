@@ -30,4 +30,5 @@ def test_demo_rejects_zero_frames(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-m", "edgepilot.cli", "demo", "--frames", "0", "--out", str(tmp_path)],
                           capture_output=True, text=True, env=env, timeout=120)
-    assert proc.returncode == 2 and proc.stderr.strip().startswith("error: --frames 0")
+    assert proc.returncode == 2 and proc.stderr.strip().startswith("error: edgepilot demo: argument --frames: 0 is out of range")
+    assert len(proc.stderr.strip().splitlines()) == 1
