@@ -98,3 +98,13 @@ class HostProcessor:
 
     def __call__(self, frame: Frame) -> Output:
         return self.complete(self.prepare(frame))
+
+
+def dry_run(processor: Processor, image_hw: tuple[int, int] = (480, 640)) -> None:
+    """Push one black frame through ``processor`` before frames flow.
+
+    A decoder that does not fit what the engine really returns (a missing
+    output, a wrong rank or class count) fails here, at load, as bad input
+    (BundleError, exit 2) instead of on the first camera frame.
+    """
+    processor(Frame.captured(-1, np.zeros((*image_hw, 3), np.uint8)))

@@ -90,6 +90,7 @@ def run(opts: RunOptions) -> int:
     from edgepilot.runtime.errors import BundleError, SourceError
     from edgepilot.runtime.outputs import check_outputs, write_text_atomic
     from edgepilot.runtime.pipeline import run_loop
+    from edgepilot.runtime.processor import dry_run
     from edgepilot.runtime.sources import open_source
 
     check_outputs({"--out": opts.out, "--jsonl": opts.jsonl, "--report": opts.report},
@@ -105,6 +106,7 @@ def run(opts: RunOptions) -> int:
                                                  opts.shape, **opts.engine_options))
         processor = engine.make_processor()
         engine.warmup(3)
+        dry_run(processor)
         source = stack.enter_context(open_source(opts.source, realtime=opts.realtime))
         sinks = _open_sinks(opts, bundle.classes, source.fps, stack)
         bar = _progress(source, opts, stack)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from edgepilot.runtime.bundle import Bundle
-from edgepilot.runtime.errors import EngineError
+from edgepilot.runtime.errors import BundleError, EngineError
 from edgepilot.runtime.frame import Output
 from edgepilot.runtime.preprocess import Transform
 
@@ -46,8 +46,8 @@ def output(outputs: Mapping[str, np.ndarray], name: str | None) -> np.ndarray:
     """The named output, or the only one when ``name`` is None."""
     if name is None:
         if len(outputs) != 1:
-            raise EngineError(f"decoder needs an output name; engine returned {sorted(outputs)}")
+            raise BundleError(f"decoder needs an output name; engine returned {sorted(outputs)}")
         return next(iter(outputs.values()))
     if name not in outputs:
-        raise EngineError(f"engine returned no output {name!r} (it returned {sorted(outputs)})")
+        raise BundleError(f"the model returned no output {name!r} (it returned {sorted(outputs)})")
     return outputs[name]

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from edgepilot.runtime.bundle import Bundle
-from edgepilot.runtime.errors import EngineError
+from edgepilot.runtime.errors import BundleError
 from edgepilot.runtime.frame import Detections
 from edgepilot.runtime.postprocess import check_finite, output
 from edgepilot.runtime.preprocess import Transform
@@ -54,7 +54,7 @@ class CenterNetDecoder:
         heat = output(outputs, self.heatmap)
         check_finite(self.heatmap, heat)
         if heat.ndim != 4:
-            raise EngineError(f"heatmap {self.heatmap!r} must be [1, C, h, w], got {list(heat.shape)}")
+            raise BundleError(f"heatmap {self.heatmap!r} must be [1, C, h, w], got {list(heat.shape)}")
         heat = heat[0]  # (C, h, w)
         if self.sigmoid:
             heat = 1.0 / (1.0 + np.exp(-heat))
@@ -99,8 +99,9 @@ class YoloDecoder:
         raw = output(outputs, self.name)
         check_finite(self.name, raw)
         if raw.ndim != 3 or raw.shape[1] != 4 + self.nc:
-            raise EngineError(
-                f"YOLO output {self.name!r} must be [1, 4 + {self.nc}, N], got {list(raw.shape)}"
+            raise BundleError(
+                f"YOLO output {self.name!r} must be [1, 4 + {self.nc}, N], got {list(raw.shape)}; "
+                "fix meta.json 'classes' or the decoder"
             )
         pred = raw[0]  # (4 + nc, N)
         cls_scores = pred[4:]

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from edgepilot.runtime.bundle import Bundle
-from edgepilot.runtime.errors import EngineError
+from edgepilot.runtime.errors import BundleError
 from edgepilot.runtime.frame import SegMap
 from edgepilot.runtime.postprocess import check_finite, output
 from edgepilot.runtime.preprocess import Transform
@@ -29,7 +29,7 @@ class SegmentationDecoder:
         if self.kind == "logits":
             check_finite(self.name, raw)
             if raw.ndim != 4:
-                raise EngineError(f"logits {self.name!r} must be [1, C, h, w], got {list(raw.shape)}")
+                raise BundleError(f"logits {self.name!r} must be [1, C, h, w], got {list(raw.shape)}")
             ids = np.argmax(raw[0], axis=0).astype(np.uint8)  # (C, h, w) -> (h, w)
         else:
             # Always a copy: engines may reuse their output buffer for the next frame

@@ -46,6 +46,16 @@ def _four_channel_seg(bundles: dict[str, Path], tmp: Path) -> Path:
     return b
 
 
+def _yolo_wrong_class_count(bundles: dict[str, Path], tmp: Path) -> Path:
+    """Passes load (dynamic output dims hide the mismatch); only the model's real output shows it."""
+    b = Path(shutil.copytree(bundles["yolo"], tmp / "yolo1"))
+    meta = json.loads((b / "meta.json").read_text())
+    meta["outputs"][0]["shape"] = [1, None, None]
+    meta["classes"], meta["palette"] = ["car"], []
+    (b / "meta.json").write_text(json.dumps(meta))
+    return b
+
+
 @pytest.mark.parametrize(
     ("make", "extra", "expect", "code"),
     [
@@ -62,6 +72,7 @@ def _four_channel_seg(bundles: dict[str, Path], tmp: Path) -> Path:
         ("policy", [], "is a policy bundle", 2),
         ("policy", ["--backend", "null"], "edgepilot drive", 2),
         (_four_channel_seg, [], "has 4 channels", 2),
+        (_yolo_wrong_class_count, [], "must be [1, 4 + 1, N], got [1, 7,", 2),
     ],
 )
 def test_bad_input_is_one_line(bundles: dict[str, Path], clip: Path, tmp_path: Path,

@@ -80,3 +80,21 @@ def test_annotator_overlays_palette_and_draws_boxes(bundles: dict[str, Path]) ->
     assert tuple(beyond[5, 5]) == tuple(b.palette[-1][::-1])
     det = Detections(np.array([[2, 2, 30, 15]], np.float32), np.array([0.9], np.float32), np.array([0], np.int32))
     assert ann(img, det).sum() > 0
+
+
+def test_dry_run_finds_a_decoder_mismatch_at_load(bundles: dict[str, Path], tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from edgepilot.runtime.errors import BundleError
+    from edgepilot.runtime.processor import dry_run
+
+    b = Path(shutil.copytree(bundles["yolo"], tmp_path / "y"))
+    meta = json.loads((b / "meta.json").read_text())
+    meta["outputs"][0]["shape"], meta["classes"] = [1, None, None], ["car"]
+    (b / "meta.json").write_text(json.dumps(meta))
+    proc = load_engine(load_bundle(b), "ort").make_processor()
+    with pytest.raises(BundleError, match=r"must be \[1, 4 \+ 1, N\]") as err:
+        dry_run(proc)
+    assert err.value.exit_code == 2
+    dry_run(load_engine(load_bundle(bundles["yolo"]), "ort").make_processor())  # a fitting bundle passes
