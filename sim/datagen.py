@@ -15,6 +15,7 @@ import json
 import math
 import platform
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -23,9 +24,9 @@ import cv2
 import numpy as np
 
 from edgepilot.runtime.errors import EdgepilotError
-from edgepilot.sim.driver import DriverConfig, ScriptedDriver
+from edgepilot.sim.driver import DriverConfig, PrivilegedView, ScriptedDriver
 from edgepilot.sim.tags import CARLA_TAGS, TAG_IDS
-from edgepilot.sim.types import CameraConfig, Control, Observation
+from edgepilot.sim.types import Autopilot, CameraConfig, Control, Observation, Simulator
 
 OUR_FILES = ("images", "labels", "annotations.json", "manifest.json", "preview.png")
 
@@ -104,15 +105,15 @@ def generate(cfg: DatagenConfig, progress: bool = True) -> dict:
     return manifest
 
 
-def _episode(sim, driver: ScriptedDriver, cfg: DatagenConfig, e: int, want: int, coco: dict, bar) -> int:
+def _episode(sim: Simulator, driver: ScriptedDriver, cfg: DatagenConfig, e: int, want: int, coco: dict,
+             bar) -> int:
     """Run one episode, saving up to ``want`` frames; returns how many were saved."""
     seed = cfg.episode_seed(e)
+    pilot = _pilot(sim, driver, seed)
     obs = sim.reset(seed=seed)
-    driver.reset(seed)
     saved, step = 0, 0
     while saved < want:
-        control = driver.act(sim.privileged(), obs.ego) if hasattr(sim, "privileged") else Control(throttle=0.4)
-        obs = sim.step(control)
+        obs = sim.step(pilot(obs))
         step += 1
         if step >= cfg.warmup_steps and (step - cfg.warmup_steps) % cfg.stride == 0:
             _save(obs, cfg, e, saved, coco)
@@ -121,6 +122,21 @@ def _episode(sim, driver: ScriptedDriver, cfg: DatagenConfig, e: int, want: int,
         if obs.info.get("terminated") or obs.info.get("truncated"):
             break
     return saved
+
+
+def _pilot(sim: Simulator, driver: ScriptedDriver, seed: int) -> Callable[[Observation], Control]:
+    """Who drives the episode: the scripted driver on ground truth where the simulator has
+    it, else the simulator's own autopilot (CARLA's Traffic Manager), set before the reset."""
+    if isinstance(sim, PrivilegedView):
+        driver.reset(seed)
+        return lambda obs: driver.act(sim.privileged(), obs.ego)
+    if isinstance(sim, Autopilot):
+        sim.set_autopilot(True)
+        return lambda obs: Control()  # ignored while the autopilot drives
+    raise EdgepilotError(
+        f"datagen cannot drive the {sim.name!r} simulator: it has neither a privileged view "
+        f"for the scripted driver nor an autopilot", exit_code=2,
+    )
 
 
 def _save(obs: Observation, cfg: DatagenConfig, e: int, k: int, coco: dict) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -16,6 +17,13 @@ from edgepilot.sim.builtin.route import Privileged
 from edgepilot.sim.types import Control, EgoState
 
 MAX_STEER_RAD = math.pi / 4  # highway-env's ContinuousAction steering range
+
+
+@runtime_checkable
+class PrivilegedView(Protocol):
+    """A simulator that exposes the ground truth the scripted driver steers by (builtin)."""
+
+    def privileged(self) -> Privileged: ...
 
 
 @dataclass(frozen=True, slots=True)

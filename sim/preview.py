@@ -20,6 +20,17 @@ def overlay(image: np.ndarray, labels: np.ndarray, boxes: list[list[float]], alp
     return out
 
 
+def _read(path: Path, flags: int) -> np.ndarray:
+    """cv2.imread that fails loudly: it returns None for a missing or unreadable file."""
+    image = cv2.imread(str(path), flags)
+    if image is None:
+        raise EdgepilotError(
+            f"cannot read {path}: the dataset is incomplete; regenerate it (datagen --force)",
+            exit_code=2,
+        )
+    return image
+
+
 def write_preview(folder: Path, out: Path | None = None, count: int = 6, columns: int = 2) -> Path:
     """Grid of ``count`` frames spread over the dataset: raw RGB left, overlay right."""
     coco_path = folder / "annotations.json"
@@ -32,8 +43,8 @@ def write_preview(folder: Path, out: Path | None = None, count: int = 6, columns
     picks = [images[i] for i in np.linspace(0, len(images) - 1, min(count, len(images))).astype(int)]
     tiles = []
     for im in picks:
-        rgb = cv2.cvtColor(cv2.imread(str(folder / im["file_name"])), cv2.COLOR_BGR2RGB)
-        labels = cv2.imread(str(folder / im["label_file"]), cv2.IMREAD_UNCHANGED)
+        rgb = cv2.cvtColor(_read(folder / im["file_name"], cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        labels = _read(folder / im["label_file"], cv2.IMREAD_UNCHANGED)
         boxes = [a["bbox"] for a in coco["annotations"] if a["image_id"] == im["id"]]
         tiles.append(np.hstack([rgb, overlay(rgb, labels, boxes)]))
     while len(tiles) % columns:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -104,6 +105,17 @@ class Simulator(ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+@runtime_checkable
+class Autopilot(Protocol):
+    """A simulator whose own autopilot can drive the ego (CARLA's Traffic Manager).
+
+    ``set_autopilot(True)`` holds for later resets too; while it is on, ``step``
+    ignores the control it is given.
+    """
+
+    def set_autopilot(self, enabled: bool) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,9 +67,9 @@ class BoxSet:
             z = np.zeros(0)
             return cls(np.zeros((0, 2)), z, z, z, z, z, z.astype(int), np.zeros((0, 3)), z.astype(int))
         cols = list(zip(*rows, strict=True))
-        f = [np.array(c, dtype=np.float64) for c in cols[2:7]]
-        return cls(np.stack([cols[0], cols[1]], axis=1).astype(np.float64), *f,
-                   np.array(cols[7], dtype=int), np.array(cols[8], dtype=np.float64),
+        yaw, half_len, half_wid, z0, z1 = (np.array(c, dtype=np.float64) for c in cols[2:7])
+        return cls(np.stack([cols[0], cols[1]], axis=1).astype(np.float64), yaw, half_len, half_wid,
+                   z0, z1, np.array(cols[7], dtype=int), np.array(cols[8], dtype=np.float64),
                    np.array(cols[9], dtype=int))
 
     def __len__(self) -> int:

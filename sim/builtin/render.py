@@ -12,6 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from edgepilot.runtime.errors import SimulatorError
 from edgepilot.sim.builtin.appearance import NOISE_FRAMES, Appearance, Backdrop
 from edgepilot.sim.builtin.camera import NEAR_M, PinholeCamera, clip_near, clip_rect
 from edgepilot.sim.builtin.geometry import BoxSet, GroundLayer, StaticWorld
@@ -57,22 +58,24 @@ class Renderer:
         Returns copies of (HxWx3 uint8 RGB, HxW uint8 tag ids, boxes). ``vehicles``
         carries actor ids >= 1; their boxes come back sorted by actor id.
         """
-        assert self.world is not None and self.look is not None and self.backdrop is not None
+        world, look, backdrop = self.world, self.look, self.backdrop
+        if world is None or look is None or backdrop is None:
+            raise SimulatorError("Renderer.render before begin_episode: call begin_episode first")
         self.camera.set_pose(*pose)
-        np.copyto(self.rgb, self.backdrop.rgb)
-        np.copyto(self.labels, self.backdrop.labels)
+        np.copyto(self.rgb, backdrop.rgb)
+        np.copyto(self.labels, backdrop.labels)
         self.instances.fill(0)
         ground_rgb = self.rgb[self.ground.first_row:]
         self.ground.sample(pose)
         self.ground.paint("terrain", ground_rgb)
-        self._draw_ground(self.world.road)
-        self._draw_ground(self.world.sidewalks)
+        self._draw_ground(world.road, look)
+        self._draw_ground(world.sidewalks, look)
         self._paint_surface("road", TAG_IDS["Roads"])
         self._paint_surface("sidewalk", TAG_IDS["SideWalks"])
-        self._draw_ground(self.world.lines)
-        rois = self._draw_boxes(self.world.props, vehicles)
+        self._draw_ground(world.lines, look)
+        rois = self._draw_boxes(world.props, vehicles, look)
         boxes = self._read_boxes(rois, vehicles)
-        self._finish(frame)
+        self._finish(frame, look, backdrop)
         return self.rgb.copy(), self.labels.copy(), boxes
 
     def _paint_surface(self, surface: str, tag: int) -> None:
@@ -80,7 +83,7 @@ class Renderer:
         ground = self.ground.first_row
         if ground == self.labels.shape[0]:
             return  # the camera looks above the horizon
-        cv2.compare(self.labels[ground:], tag, cv2.CMP_EQ, dst=self._mask)
+        np.equal(self.labels[ground:], tag, out=self._mask)  # 0/1: copyTo copies where non-zero
         if cv2.countNonZero(self._mask):
             self.ground.paint(surface, self._surface)
             cv2.copyTo(self._surface, self._mask, self.rgb[ground:])
@@ -89,7 +92,7 @@ class Renderer:
         """Indices of things whose bounding circle may fall inside the view frustum."""
         cam = self.camera
         rel = centres - cam.position[:2]
-        fwd_axis = cam._rot[2, :2] / max(np.linalg.norm(cam._rot[2, :2]), 1e-9)
+        fwd_axis = cam._rot[2, :2] / max(float(np.linalg.norm(cam._rot[2, :2])), 1e-9)
         fwd = rel @ fwd_axis
         side = np.abs(rel @ np.array([-fwd_axis[1], fwd_axis[0]]))
         ok = (fwd > -radii) & (fwd < self.far_m + radii) & (side < fwd * self._tan_half + radii * 1.5)
@@ -112,11 +115,12 @@ class Renderer:
         h, w = self.labels.shape
         outside = front & ((x < 0).all(axis=1) | (x > w).all(axis=1) | (y < 0).all(axis=1) | (y > h).all(axis=1))
         fixed = np.round(px * (1 << SHIFT)).astype(np.int32)
+        skip, direct = np.asarray(behind | outside).tolist(), np.asarray(front & inband).tolist()
         out: list[np.ndarray | None] = []
         for k in range(len(cam)):
-            if behind[k] or outside[k]:
+            if skip[k]:
                 out.append(None)
-            elif front[k] and inband[k]:
+            elif direct[k]:
                 out.append(fixed[k])
             else:
                 out.append(self._pixels(cam[k]))
@@ -136,7 +140,7 @@ class Renderer:
                 return None
         return np.round(px * (1 << SHIFT)).astype(np.int32)
 
-    def _draw_ground(self, layer: GroundLayer) -> None:
+    def _draw_ground(self, layer: GroundLayer, look: Appearance) -> None:
         idx = self._visible(layer.centres, layer.radii)
         if not len(idx):
             return
@@ -145,7 +149,7 @@ class Renderer:
         colours = None
         if layer.rgb is not None:
             dist = np.linalg.norm(layer.centres[idx] - self.camera.position[:2], axis=1)
-            colours = self.look.finish(layer.rgb[idx], dist)
+            colours = look.finish(layer.rgb[idx], dist)
         cols = None if colours is None else colours.tolist()
         for k, px in enumerate(self._batch_pixels(cam)):
             if px is None:
@@ -154,7 +158,7 @@ class Renderer:
             if cols is not None:
                 cv2.fillConvexPoly(self.rgb, px, cols[k], cv2.LINE_8, SHIFT)
 
-    def _draw_boxes(self, props: BoxSet, vehicles: BoxSet) -> dict[int, list[int]]:
+    def _draw_boxes(self, props: BoxSet, vehicles: BoxSet, look: Appearance) -> dict[int, list[int]]:
         """Draw props and vehicles far to near; returns pixel ROIs (x0, y0, x1, y1) per actor."""
         sel = self._visible(props.centre, np.hypot(props.half_len, props.half_wid))
         boxes = _concat(_take(props, sel), vehicles)
@@ -166,7 +170,7 @@ class Renderer:
         faces = corners[:, _FACES]  # (N, 5, 4, 3)
         normals = _rotate(_NORMALS[None], boxes.yaw[:, None])  # (N, 5, 3)
         seen = np.einsum("nfk,nfk->nf", faces.mean(axis=2) - self.camera.position, normals) < 0
-        colours = self._shade(boxes, normals)  # (N, 5, 3)
+        colours = self._shade(boxes, normals, look)  # (N, 5, 3)
         nn, ff = np.nonzero(seen[order])
         nn = order[nn]
         pixels = self._batch_pixels(cam[nn[:, None], _FACES[ff]])
@@ -183,9 +187,8 @@ class Renderer:
                 _grow(rois, aid, px >> SHIFT)
         return rois
 
-    def _shade(self, boxes: BoxSet, normals: np.ndarray) -> np.ndarray:
+    def _shade(self, boxes: BoxSet, normals: np.ndarray, look: Appearance) -> np.ndarray:
         """(N, 5, 3) lit, fogged face colours: Lambert shading from the episode's sun."""
-        look = self.look
         lambert = np.clip(normals @ np.array(look.sun_dir), 0.0, 1.0)
         intensity = 0.5 + 0.5 * lambert
         dist = np.linalg.norm(boxes.centre - self.camera.position[:2], axis=1)
@@ -208,9 +211,8 @@ class Renderer:
                                  float(x0 + cols[-1] + 1), float(y0 + rows[-1] + 1), aid))
         return tuple(out)
 
-    def _finish(self, frame: int) -> None:
+    def _finish(self, frame: int, look: Appearance, bd: Backdrop) -> None:
         """Camera effects on the RGB only: lens blur and sensor noise."""
-        look, bd = self.look, self.backdrop
         if look.blur_sigma_px > 0:
             cv2.GaussianBlur(self.rgb, (0, 0), look.blur_sigma_px, dst=self.rgb)
         k = frame % NOISE_FRAMES

@@ -56,6 +56,18 @@ class Route:
                 total += self.network.get_lane((a, b, lane_index[2] if (a, b) == lane_index[:2] else 0)).length
         return max(total - s_m, 0.0)
 
+    def _route_lane(self, lane_index: tuple, position_hw: np.ndarray) -> tuple:
+        """The lane to follow from ``lane_index``: itself, or the route's lane out of its start
+        node when it has left the route there. highway-env names the closest lane, and at an
+        exit that begins a few metres past the end of the ring lane, that is the ring."""
+        if not self.edges or self._remaining(lane_index) is not None:
+            return lane_index
+        for a, b, _ in self.edges:
+            if a == lane_index[0]:
+                ids = range(len(self.network.graph[a][b]))
+                return (a, b, min(ids, key=lambda i: self.network.get_lane((a, b, i)).distance(position_hw)))
+        return lane_index
+
     def _remaining(self, lane_index: tuple) -> list[tuple] | None:
         for i, (a, b, _) in enumerate(self.edges):
             if (a, b) == lane_index[:2]:
@@ -63,22 +75,50 @@ class Route:
         return None
 
     def path(self, lane_index: tuple, position_hw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Lane-centre points (K, 2) and headings (K,) ahead, in highway-env's frame."""
+        """Lane-centre points (K, 2) and headings (K,) ahead, in highway-env's frame.
+
+        Always K = PATH_LENGTH_M / PATH_STEP_M points: where the road ends, the last
+        lane is extrapolated.
+        """
+        pts, heads = self._walk(lane_index, position_hw, PATH_STEP_M, int(PATH_LENGTH_M / PATH_STEP_M),
+                                extrapolate=True)
+        return np.array(pts), np.array(heads)
+
+    def polyline(self, lane_index: tuple, position_hw: np.ndarray, length_m: float) -> np.ndarray:
+        """The route as (N, 2) world points: from the ego's projection on its lane centre,
+        along the route for ``length_m`` metres (fewer where the road ends), at most
+        PATH_STEP_M apart. Route progress is measured on it (``sim.route``).
+        """
+        n = max(int(np.ceil(length_m / PATH_STEP_M)), 1)
+        lane = self.network.get_lane(lane_index)
+        start = lane.position(lane.local_coordinates(position_hw)[0], 0.0)
+        pts, _ = self._walk(lane_index, position_hw, length_m / n, n, extrapolate=False)
+        return to_world(np.array([start, *pts]))
+
+    def _walk(self, lane_index: tuple, position_hw: np.ndarray, step_m: float, n: int,
+              extrapolate: bool) -> tuple[list[np.ndarray], list[float]]:
+        """Up to ``n`` lane-centre points ``step_m`` apart ahead of ``position_hw`` and their
+        headings (highway-env frame); at the road's end, extrapolate or stop."""
+        lane_index = self._route_lane(lane_index, position_hw)
         lane = self.network.get_lane(lane_index)
         s = lane.local_coordinates(position_hw)[0]
         route = self._remaining(lane_index)
         pts, heads = [], []
-        for _ in range(int(PATH_LENGTH_M / PATH_STEP_M)):
-            s += PATH_STEP_M
+        for _ in range(n):
+            s += step_m
             while s > lane.length:
                 nxt = self.network.next_lane(lane_index, route=route, position=lane.position(lane.length, 0))
                 if nxt == lane_index:
-                    break  # the road ends: extrapolate the last lane
+                    break  # the road ends
                 s -= lane.length
                 lane_index, lane = nxt, self.network.get_lane(nxt)
+            if s > lane.length and not extrapolate:
+                pts.append(lane.position(lane.length, 0.0))
+                heads.append(lane.heading_at(lane.length))
+                break
             pts.append(lane.position(s, 0.0))
             heads.append(lane.heading_at(s))
-        return np.array(pts), np.array(heads)
+        return pts, heads
 
 
 def privileged_view(ego, road, route: Route, target_speed_mps: float) -> Privileged:

@@ -20,6 +20,7 @@ from edgepilot.sim.builtin.ground import GroundTexture
 from edgepilot.sim.builtin.render import Renderer
 from edgepilot.sim.builtin.route import Privileged, Route, privileged_view, wrap
 from edgepilot.sim.builtin.scenario import ScenarioConfig, load_scenario, make_env
+from edgepilot.sim.route import RouteProgress
 from edgepilot.sim.tags import TAG_IDS
 from edgepilot.sim.types import CameraConfig, Control, EgoState, Events, Observation, Simulator
 
@@ -70,9 +71,10 @@ class BuiltinSimulator(Simulator):
         self.renderer.begin_episode(world, self.look, backdrop, GroundTexture.sample(rng))
         self.route = Route(self.env.road.network, ego.lane_index, self.config.destination)
         s0 = ego.lane.local_coordinates(ego.position)[0]
-        self.route_length_m = (self.route.length_from(ego.lane_index, s0) if self.config.destination
-                               else self.config.route_length_m)
-        self.frame, self.progress_m, self.distance_m = 0, 0.0, 0.0
+        length_m = (self.route.length_from(ego.lane_index, s0) if self.config.destination
+                    else self.config.route_length_m)
+        self.route_progress = self._route_progress(length_m)
+        self.frame, self.distance_m = 0, 0.0
         self._prev_pos = ego.position.copy()
         self._prev_lane = ego.lane_index
         self._was_crashed = False
@@ -108,6 +110,17 @@ class BuiltinSimulator(Simulator):
         """Lane geometry, lead vehicle and speeds for the scripted baseline driver."""
         return privileged_view(self.ego, self.env.road, self.route, self.config.target_speed_mps)
 
+    def _route_progress(self, length_m: float) -> RouteProgress:
+        """Progress tracker on the route polyline ahead of the ego, ``length_m`` long."""
+        ego = self.ego
+        try:
+            return RouteProgress(self.route.polyline(ego.lane_index, ego.position, length_m))
+        except ValueError as exc:
+            raise SimulatorError(
+                f"scenario {self.config.name!r} (seed {self.seed}): no road ahead of the ego to "
+                f"route along ({length_m:.0f} m asked: {exc}); check its destination and route_length_m"
+            ) from exc
+
     def _events(self) -> Events:
         ego = self.ego
         crashed_now = bool(ego.crashed) and not self._was_crashed
@@ -115,11 +128,8 @@ class BuiltinSimulator(Simulator):
         lane = ego.lane_index
         invaded = lane != self._prev_lane and lane in self.env.road.network.all_side_lanes(self._prev_lane)
         self._prev_lane = lane
-        delta = ego.position - self._prev_pos
+        self.distance_m += float(np.linalg.norm(ego.position - self._prev_pos))
         self._prev_pos = ego.position.copy()
-        heading = ego.lane.heading_at(ego.lane.local_coordinates(ego.position)[0])
-        self.progress_m += float(delta @ np.array([math.cos(heading), math.sin(heading)]))
-        self.distance_m += float(np.linalg.norm(delta))
         return Events(
             collision=crashed_now,
             collision_with=self._collision_kind() if crashed_now else "",
@@ -157,12 +167,12 @@ class BuiltinSimulator(Simulator):
         else:
             image, labels, boxes = self._blank, None, ()
         sim_time = self.frame / self.config.frequency_hz
-        completion = float(np.clip(self.progress_m / max(self.route_length_m, 1e-6), 0.0, 1.0))
+        completion = self.route_progress.update(float(x), float(y))
         info = {
             "route_completion": completion,
             "distance_m": self.distance_m,
-            "progress_m": self.progress_m,
-            "route_length_m": self.route_length_m,
+            "progress_m": self.route_progress.progress_m,
+            "route_length_m": self.route_progress.length_m,
             "terminated": bool(ego.crashed),
             "truncated": sim_time >= self.config.duration_s or completion >= 1.0,
             "scenario": self.config.name,

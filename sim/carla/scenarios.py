@@ -38,16 +38,25 @@ DEFAULT_SCENARIOS: dict[str, CarlaScenario] = {
 
 
 def load_scenarios(path: Path = SCENARIO_FILE) -> dict[str, CarlaScenario]:
-    """Defaults merged with the YAML file at ``path`` (missing file: defaults only)."""
+    """Defaults merged with the YAML file at ``path`` (missing file: defaults only).
+
+    Names are case-insensitive, so the table is keyed by lower-case name; two
+    YAML entries that differ only in case are an error.
+    """
     table = dict(DEFAULT_SCENARIOS)
     if not path.exists():
         return table
     try:
         raw = yaml.safe_load(path.read_text()) or {}
+        seen: dict[str, str] = {}
         for name, fields in raw.items():
-            base = table[name] if name in table else CarlaScenario(town=fields["town"])
-            table[name] = replace(base, **fields)
-    except (yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
+            key = str(name).lower()
+            if key in seen:
+                raise ValueError(f"{seen[key]!r} and {name!r} name one scenario (case-insensitive)")
+            seen[key] = str(name)
+            base = table[key] if key in table else CarlaScenario(town=fields["town"])
+            table[key] = replace(base, **fields)
+    except (yaml.YAMLError, KeyError, TypeError, AttributeError, ValueError) as exc:
         raise EdgepilotError(
             f"bad CARLA scenario file {path}: {exc}; each entry needs a town and "
             f"only the fields of CarlaScenario",

@@ -13,12 +13,12 @@ cameras render ``scene`` with ``fake_carla_scene.render_camera``.
 
 from __future__ import annotations
 
-import fnmatch
 import math
+import socket
 import threading
 import types
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tests.sim.fake_carla_scene import (
@@ -27,86 +27,38 @@ from tests.sim.fake_carla_scene import (
     default_scene,
     render_camera,
 )
+from tests.sim.fake_carla_types import (
+    BLUEPRINTS,
+    ArgumentError,
+    Blueprint,
+    BlueprintLibrary,
+    DestroyActor,
+    FutureActor,
+    LaneType,
+    Location,
+    Response,
+    Rotation,
+    SetAutopilot,
+    SpawnActor,
+    TrafficManager,
+    Transform,
+    Vector3D,
+    VehicleControl,
+    Waypoint,
+    WorldSettings,
+    _Command,
+)
 
+__all__ = ["ArgumentError", "FakeServer", "Location", "Rotation", "Transform"]
 
-@dataclass
-class Vector3D:
-    x: float = 0.0
-    y: float = 0.0
-    z: float = 0.0
-
-
-class Location(Vector3D):
-    pass
-
-
-@dataclass
-class Rotation:
-    pitch: float = 0.0
-    yaw: float = 0.0
-    roll: float = 0.0
-
-
-@dataclass
-class Transform:
-    location: Location = field(default_factory=Location)
-    rotation: Rotation = field(default_factory=Rotation)
-
-
-@dataclass
-class WorldSettings:
-    synchronous_mode: bool = False
-    no_rendering_mode: bool = False
-    fixed_delta_seconds: float | None = None
-
-
-@dataclass
-class VehicleControl:
-    throttle: float = 0.0
-    steer: float = 0.0
-    brake: float = 0.0
+# Speed the fake Traffic Manager drives autopilot vehicles at (m/s).
+AUTOPILOT_SPEED_MPS = 8.0
 
 
 @dataclass
 class FakeEvent:
     frame: int
     other_actor: Any = None
-
-
-class LaneType:
-    Driving = 2
-    Any = -2
-
-
-class Blueprint:
-    def __init__(self, bp_id: str) -> None:
-        self.id = bp_id
-        self.attributes: dict[str, str] = {"role_name": ""} if bp_id.startswith("vehicle.") else {}
-
-    def has_attribute(self, name: str) -> bool:
-        return name in self.attributes
-
-    def set_attribute(self, name: str, value: str) -> None:
-        self.attributes[name] = value
-
-
-BLUEPRINT_IDS = (
-    "vehicle.tesla.model3",
-    "vehicle.audi.a2",
-    "vehicle.carlamotors.carlacola",
-    "sensor.camera.rgb",
-    "sensor.camera.semantic_segmentation",
-    "sensor.other.collision",
-    "sensor.other.lane_invasion",
-)
-
-
-class BlueprintLibrary(list):
-    def filter(self, pattern: str) -> BlueprintLibrary:
-        return BlueprintLibrary(Blueprint(b.id) for b in self if fnmatch.fnmatch(b.id, pattern))
-
-    def find(self, bp_id: str) -> Blueprint:
-        return Blueprint(next(b.id for b in self if b.id == bp_id))
 
 
 class Actor:
@@ -121,10 +73,12 @@ class Actor:
         self.parent = parent
         self.speed_mps = 0.0
         self.control = VehicleControl()
+        self.controls_under_autopilot = 0  # apply_control calls while the TM drives
         self.autopilot_port: int | None = None
         self.callback: Callable[[Any], None] | None = None
 
     def get_transform(self) -> Transform:
+        self.server.check("get_transform")
         return self.transform
 
     def get_velocity(self) -> Vector3D:
@@ -132,7 +86,13 @@ class Actor:
         return Vector3D(self.speed_mps * math.cos(yaw), self.speed_mps * math.sin(yaw), 0.0)
 
     def apply_control(self, control: VehicleControl) -> None:
+        self.server.check("apply_control")
+        self.controls_under_autopilot += self.autopilot_port is not None
         self.control = control
+
+    def set_autopilot(self, enabled: bool = True, tm_port: int = 8000) -> None:
+        self.server.check("set_autopilot")
+        self.autopilot_port = tm_port if enabled else None
 
     def listen(self, callback: Callable[[Any], None]) -> None:
         self.callback = callback
@@ -142,16 +102,6 @@ class Actor:
 
     def destroy(self) -> bool:
         return self.server.actors.pop(self.id, None) is not None
-
-
-@dataclass
-class Waypoint:
-    transform: Transform
-    lane_type: int = LaneType.Driving
-
-    def next(self, distance_m: float) -> list[Waypoint]:
-        loc = self.transform.location
-        return [Waypoint(Transform(Location(loc.x + distance_m, loc.y, loc.z)))]
 
 
 class Map:
@@ -168,12 +118,13 @@ class Map:
         on_road = abs(location.y) <= self.server.road_half_width_m
         if not on_road and not project_to_road:
             return None
-        return Waypoint(Transform(Location(location.x, 0.0 if not on_road else location.y)))
+        where = Location(location.x, 0.0 if not on_road else location.y)
+        return Waypoint(Transform(where), end_x=self.server.road_end_x_m)
 
 
 class World:
-    def __init__(self, server: FakeServer) -> None:
-        self.server = server
+    def __init__(self, server: FakeServer, client: Client) -> None:
+        self.server, self.client = server, client
 
     def get_map(self) -> Map:
         return Map(self.server)
@@ -182,14 +133,19 @@ class World:
         return replace(self.server.settings)
 
     def apply_settings(self, settings: WorldSettings) -> int:
+        """Like the real server: in synchronous mode with a fixed step, applying ticks."""
         self.server.settings = replace(settings)
+        if settings.synchronous_mode and settings.fixed_delta_seconds:
+            return self.server.tick(self.client.timeout_s)
         return self.server.frame
 
     def get_blueprint_library(self) -> BlueprintLibrary:
-        return BlueprintLibrary(Blueprint(i) for i in BLUEPRINT_IDS)
+        self.server.check("get_blueprint_library")
+        return BlueprintLibrary(Blueprint(i) for i in BLUEPRINTS)
 
     def spawn_actor(self, bp: Blueprint, transform: Transform, attach_to: Any = None) -> Actor:
-        actor = self.try_spawn_actor(bp, transform, attach_to)
+        self.server.check("spawn_actor")
+        actor = self.server.spawn(bp, transform, attach_to)
         if actor is None:
             raise RuntimeError("Spawn failed because of collision at spawn position")
         return actor
@@ -197,61 +153,24 @@ class World:
     def try_spawn_actor(
         self, bp: Blueprint, transform: Transform, attach_to: Any = None
     ) -> Actor | None:
+        self.server.check("try_spawn_actor")
         return self.server.spawn(bp, transform, attach_to)
 
-    def tick(self, seconds: float = 10.0) -> int:
-        return self.server.tick()
-
-
-class TrafficManager:
-    def __init__(self, server: FakeServer, port: int) -> None:
-        self.server, self.port = server, port
-
-    def get_port(self) -> int:
-        return self.port
-
-    def set_synchronous_mode(self, enabled: bool) -> None:
-        self.server.tm_sync[self.port] = enabled
-
-    def set_random_device_seed(self, seed: int) -> None:
-        self.server.tm_seed = seed
-
-
-@dataclass
-class Response:
-    actor_id: int = 0
-    error: str = ""
-
-
-class _Command:
-    def __init__(self, *args: Any) -> None:
-        self.args = args
-        self.chained: list[_Command] = []
-
-    def then(self, command: _Command) -> _Command:
-        self.chained.append(command)
-        return self
-
-
-class SpawnActor(_Command):
-    pass
-
-
-class SetAutopilot(_Command):
-    pass
-
-
-class DestroyActor(_Command):
-    pass
-
-
-FutureActor = object()
+    def tick(self, seconds: float | None = None) -> int:
+        """Without ``seconds`` the wait is bounded by the client's time-out (recorded)."""
+        self.server.check("world.tick")
+        timeout = self.client.timeout_s if seconds is None else seconds
+        self.server.tick_timeouts.append(timeout)
+        return self.server.tick(timeout)
 
 
 class Client:
     def __init__(self, server: FakeServer, host: str, port: int) -> None:
+        if host not in server.hosts:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        server.check("Client")
         self.server, self.host, self.port = server, host, port
-        self.timeout_s: float | None = None
+        self.timeout_s: float = 5.0  # the real client's default
 
     def set_timeout(self, seconds: float) -> None:
         self.timeout_s = seconds
@@ -265,25 +184,33 @@ class Client:
         return self.server.version
 
     def get_world(self) -> World:
-        return World(self.server)
+        return World(self.server, self)
 
     def load_world(self, town: str) -> World:
+        self.server.check("load_world")
         self.server.town = town
         self.server.loads.append(town)
         self.server.settings = WorldSettings()  # loading a map resets the settings
-        return World(self.server)
+        return World(self.server, self)
 
     def get_trafficmanager(self, port: int = 8000) -> TrafficManager:
         return TrafficManager(self.server, port)
 
     def apply_batch_sync(self, commands: list[_Command], do_tick: bool = False) -> list[Response]:
-        destroys = [c for c in commands if isinstance(c, DestroyActor)]
-        responses = [self.server.run_spawn(c) for c in commands if not isinstance(c, DestroyActor)]
-        if destroys:
-            self.apply_batch(destroys)
-            responses += [Response(c.args[0]) for c in destroys]
+        """One response per command, in command order, like the real client."""
+        responses = []
+        destroyed: list[int] = []
+        for c in commands:
+            if isinstance(c, DestroyActor):
+                destroyed.append(c.args[0])
+                self.server.actors.pop(c.args[0], None)
+                responses.append(Response(c.args[0]))
+            else:
+                responses.append(self.server.run_spawn(c))
+        if destroyed:
+            self.server.destroy_batches.append(destroyed)
         if do_tick:
-            self.server.tick()
+            self.server.tick(self.timeout_s)
         return responses
 
     def apply_batch(self, commands: list[_Command]) -> None:
@@ -294,12 +221,19 @@ class Client:
 
 
 class FakeServer:
-    """State of one fake CARLA server; tests configure and inspect its attributes."""
+    """State of one fake CARLA server; tests configure and inspect its attributes.
 
-    def __init__(self, version: str = "0.9.15", client_version: str | None = None) -> None:
+    Failure injection: ``fail_on[name] = exc`` raises ``exc`` from the fake call
+    ``name`` (``"Client"``, ``"load_world"``, ``"spawn_actor"``, ``"tick"``, ...);
+    ``fail_at_tick`` fails ticks from that count on; ``hang_ticks`` makes ticks
+    wait out their time-out and raise like a server that stopped answering.
+    """
+
+    def __init__(self, version: str = "0.9.16", client_version: str | None = None) -> None:
         self.version = version
         self.client_version = client_version or version
         self.reachable = True
+        self.hosts = {"localhost", "127.0.0.1"}
         self.town = "Town10HD_Opt"
         self.loads: list[str] = []
         self.settings = WorldSettings(synchronous_mode=False, fixed_delta_seconds=None)
@@ -309,12 +243,16 @@ class FakeServer:
         self.destroy_batches: list[list[int]] = []
         self.frame = 1000
         self.ticks = 0
+        self.tick_timeouts: list[float] = []
         self.spawn_points = [Transform(Location(30.0 * i, 0.0, 0.3)) for i in range(6)]
         self.road_half_width_m = 7.0
+        self.road_end_x_m = math.inf
         self.scene: list[SceneObject] = default_scene(64, 32)
         self.delivery: dict[str, str] = {}
         self.late_s = 0.05
+        self.fail_on: dict[str, BaseException] = {}
         self.fail_at_tick: int | None = None
+        self.hang_ticks = False
         self.on_tick: list[Callable[[int], None]] = []
         self.pending_collisions: list[str] = []
         self.pending_lane_invasions = 0
@@ -339,6 +277,12 @@ class FakeServer:
                 FutureActor=FutureActor,
             ),
         )
+
+    def check(self, call: str) -> None:
+        """Raise the exception injected for ``call``, if any (it stays injected)."""
+        exc = self.fail_on.get(call)
+        if exc is not None:
+            raise exc
 
     def next_id(self) -> int:
         self._next_id += 1
@@ -368,23 +312,35 @@ class FakeServer:
                 actor.autopilot_port = chained.args[2]
         return Response(actor_id=actor.id)
 
-    def tick(self) -> int:
+    def tick(self, timeout_s: float) -> int:
+        self.check("tick")
+        if self.hang_ticks:
+            threading.Event().wait(timeout_s)  # nobody answers
+            raise RuntimeError(
+                f"time-out of {int(timeout_s * 1000)}ms while waiting for the simulator, "
+                f"make sure the simulator is ready and connected to localhost:2000"
+            )
         if self.fail_at_tick is not None and self.ticks >= self.fail_at_tick:
             raise RuntimeError("time-out of 10000ms while waiting for the simulator")
         self.ticks += 1
         self.frame += 1
-        dt = self.settings.fixed_delta_seconds or 0.05
-        for actor in self.vehicles():
-            actor.speed_mps = max(
-                0.0, actor.speed_mps + (4 * actor.control.throttle - 8 * actor.control.brake) * dt
-            )
-            yaw = math.radians(actor.transform.rotation.yaw)
-            actor.transform.location.x += actor.speed_mps * math.cos(yaw) * dt
-            actor.transform.location.y += actor.speed_mps * math.sin(yaw) * dt
+        self._move_vehicles(self.settings.fixed_delta_seconds or 0.05)
         for hook in self.on_tick:
             hook(self.frame)
         self._deliver(self.frame)
         return self.frame
+
+    def _move_vehicles(self, dt: float) -> None:
+        """Our control, or the Traffic Manager's cruise for autopilot vehicles, for ``dt`` s."""
+        for actor in self.vehicles():
+            if actor.autopilot_port is not None:
+                actor.speed_mps = min(AUTOPILOT_SPEED_MPS, actor.speed_mps + 4.0 * dt)
+            else:
+                c = actor.control
+                actor.speed_mps = max(0.0, actor.speed_mps + (4 * c.throttle - 8 * c.brake) * dt)
+            yaw = math.radians(actor.transform.rotation.yaw)
+            actor.transform.location.x += actor.speed_mps * math.cos(yaw) * dt
+            actor.transform.location.y += actor.speed_mps * math.sin(yaw) * dt
 
     def _deliver(self, frame: int) -> None:
         for sensor in list(self.actors.values()):

@@ -32,10 +32,12 @@ class SceneObject:
 
 @dataclass
 class FakeImage:
+    """A sensor image; ``raw_data`` is a read-only memoryview, as the real client's."""
+
     frame: int
     width: int
     height: int
-    raw_data: bytes
+    raw_data: memoryview
 
 
 def render_camera(
@@ -58,7 +60,7 @@ def render_camera(
         bgra[:, :, 1], bgra[:, :, 0] = 99, 7  # G and B carry no tag; they must be ignored
     else:
         bgra[:, :, :3] = palette()[labels][:, :, ::-1]
-    return FakeImage(frame, width, height, bgra.tobytes())
+    return FakeImage(frame, width, height, memoryview(bgra.tobytes()))
 
 
 def to_server_tags(labels: np.ndarray, version: str) -> np.ndarray:

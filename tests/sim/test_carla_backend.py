@@ -17,24 +17,10 @@ from edgepilot.sim.carla.client import CarlaSimulator
 from edgepilot.sim.carla.harness import FIXED_DELTA_S
 from edgepilot.sim.registry import make_simulator
 from edgepilot.sim.tags import TAG_IDS
-from edgepilot.sim.types import CameraConfig, Control
+from edgepilot.sim.types import Control
 from tests.sim.fake_carla import FakeServer, Location, Transform
 from tests.sim.fake_carla_scene import STALE_TAG, SceneObject
-
-CAM = CameraConfig(width=64, height=32, fov_deg=90.0, pitch_deg=5.0)
-
-
-def make_sim(server: FakeServer, **opts: object) -> CarlaSimulator:
-    defaults: dict[str, object] = {"n_vehicles": 3, "warmup_ticks": 2, "sensor_timeout_s": 0.5}
-    defaults.update(opts)
-    return CarlaSimulator("town01", CAM, carla_module=server.module(), **defaults)  # type: ignore[arg-type]
-
-
-def assert_server_clean(server: FakeServer) -> None:
-    assert server.actors == {}
-    assert server.settings.synchronous_mode is False
-    assert server.settings.fixed_delta_seconds is None
-    assert server.tm_sync == {8000: False}
+from tests.sim.sim_helpers import CAM, assert_server_clean, make_sim
 
 
 def test_reset_configures_server_and_step_returns_matching_frame() -> None:
@@ -45,6 +31,7 @@ def test_reset_configures_server_and_step_returns_matching_frame() -> None:
         assert server.settings.synchronous_mode is True
         assert server.settings.fixed_delta_seconds == FIXED_DELTA_S
         assert server.tm_sync == {8000: True} and server.tm_seed == 3
+        assert all(t == 5.0 for t in server.tick_timeouts)  # tick_timeout_s, not timeout_s
         npcs = [a for a in server.vehicles() if a.attributes["role_name"] == "autopilot"]
         assert len(npcs) == 3 and all(a.autopilot_port == 8000 for a in npcs)
         # ego + 3 NPCs + 4 sensors on the ego
@@ -96,7 +83,7 @@ def test_server_error_in_step_closes_session_and_raises_simulator_error() -> Non
     sim.reset()
     server.fail_at_tick = server.ticks + 1
     sim.step(Control())
-    with pytest.raises(SimulatorError, match="CARLA step failed on localhost:2000.*time-out"):
+    with pytest.raises(SimulatorError, match="CARLA tick failed on localhost:2000.*time-out"):
         sim.step(Control())
     server.fail_at_tick = None
     assert server.actors == {}
@@ -163,13 +150,15 @@ def test_missing_carla_package_is_one_line_error(monkeypatch: pytest.MonkeyPatch
     assert signal.getsignal(signal.SIGINT) is before
 
 
-def test_version_mismatch_warns() -> None:
-    server = FakeServer(version="0.9.15", client_version="0.9.14")
-    with pytest.warns(
-        RuntimeWarning, match=r"client 0.9.14 does not match server 0.9.15.*carla==0.9.15"
+def test_version_mismatch_is_an_error_naming_both_versions_and_the_fix() -> None:
+    server = FakeServer(version="0.9.15", client_version="0.9.16")
+    with pytest.raises(
+        SimulatorError,
+        match=r"client 0.9.16 does not match server 0.9.15: install the matching client "
+        r"\(pip install carla==0.9.15\) or run a 0.9.16 server",
     ):
-        with make_sim(server) as sim:
-            sim.reset()
+        make_sim(server).reset()
+    assert server.actors == {} and server.loads == [] and server.settings.synchronous_mode is False
 
 
 def test_semantic_labels_come_from_red_channel() -> None:
@@ -243,7 +232,8 @@ def test_events_route_and_off_road() -> None:
             obs = sim.step(Control(throttle=1.0))
         assert obs.events.collision is False and obs.events.lane_invasion is False
         assert obs.info["distance_m"] > 10.0
-        assert obs.info["route_completion"] == pytest.approx(obs.info["distance_m"] / 300.0)
+        assert obs.info["progress_m"] == pytest.approx(obs.info["distance_m"])  # straight road
+        assert obs.info["route_completion"] == pytest.approx(obs.info["progress_m"] / 300.0)
         ego = next(a for a in server.vehicles() if a.attributes["role_name"] == "hero")
         ego.transform.location.y = 20.0
         assert sim.step(Control()).events.off_road is True

@@ -1,4 +1,4 @@
-"""The CARLA backend's pure parts: decoding, sensor queues, route progress, scenarios."""
+"""The CARLA backend's pure parts: decoding, sensor queues, versions, scenarios."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from edgepilot.sim.carla.decode import (
     uses_legacy_tags,
     vehicle_boxes,
 )
-from edgepilot.sim.carla.route import Route
 from edgepilot.sim.carla.scenarios import load_scenarios, resolve_scenario
 from edgepilot.sim.carla.sensors import SensorQueue
 from edgepilot.sim.tags import TAG_IDS
@@ -119,20 +118,6 @@ def test_sensor_queue_waits_for_late_item_then_times_out() -> None:
         q.get(10, timeout_s=0.05)
 
 
-def test_route_progress_is_monotone_and_local() -> None:
-    route = Route(np.stack([np.arange(0.0, 41.0, 2.0), np.zeros(21)], axis=1), step_m=2.0)
-    assert route.length_m == 40.0
-    assert route.update(0.5, 0.0) == 0.0
-    route.update(10.1, 1.0)
-    assert route.distance_m == 10.0 and route.completion == pytest.approx(0.25)
-    route.update(40.0, 0.0)  # beyond the lookahead (20 m): a jump, not progress
-    assert route.distance_m == 10.0
-    route.update(0.0, 0.0)  # driving back does not undo progress
-    assert route.distance_m == 10.0
-    route.update(10.0, 50.0)  # far off the route
-    assert route.distance_m == 10.0
-
-
 def test_scenarios_from_yaml_and_town_names(tmp_path: Path) -> None:
     table = tmp_path / "carla.yaml"
     table.write_text("town01: {n_vehicles: 5}\nrain: {town: Town03, route_length_m: 90.0}\n")
@@ -145,3 +130,20 @@ def test_scenarios_from_yaml_and_town_names(tmp_path: Path) -> None:
     with pytest.raises(EdgepilotError, match="bad CARLA scenario file") as info:
         load_scenarios(table)
     assert info.value.exit_code == 2
+
+
+def test_scenario_names_with_capitals_can_be_chosen(tmp_path: Path) -> None:
+    table = tmp_path / "carla.yaml"
+    table.write_text("RainTown03: {town: Town03, route_length_m: 90.0}\nTown01: {n_vehicles: 5}\n")
+    assert resolve_scenario("RainTown03", table).route_length_m == 90.0
+    assert resolve_scenario("raintown03", table).town == "Town03"
+    assert resolve_scenario("TOWN01", table).n_vehicles == 5  # merged with the default town01
+    with pytest.raises(EdgepilotError, match="choose one of") as info:
+        resolve_scenario("mars", table)
+    listed = str(info.value).split("choose one of ")[1].split(" or a town name")[0].split(", ")
+    assert "raintown03" in listed
+    for name in listed:  # every name the error offers can be chosen
+        assert resolve_scenario(name, table).town.startswith("Town")
+    table.write_text("rain: {town: Town03}\nRain: {town: Town04}\n")
+    with pytest.raises(EdgepilotError, match="'rain' and 'Rain' name one scenario"):
+        load_scenarios(table)

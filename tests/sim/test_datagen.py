@@ -83,3 +83,27 @@ def test_cli_smoke_and_force(tmp_path):
     assert again.returncode == 2 and again.stderr.strip().startswith("error:")
     forced = subprocess.run([*cmd, "--force"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert forced.returncode == 0, forced.stderr
+
+
+def test_carla_datagen_lets_the_traffic_manager_drive_the_ego(tmp_path, monkeypatch):
+    from tests.sim.fake_carla import FakeServer
+
+    server = FakeServer()
+    start_x = {}  # ego -> x at the first tick it lived through
+
+    def record_egos(frame: int) -> None:
+        for a in server.vehicles():
+            if a.attributes["role_name"] == "hero":
+                start_x.setdefault(a, a.transform.location.x)
+
+    server.on_tick.append(record_egos)
+    monkeypatch.setitem(sys.modules, "carla", server.module())  # what `import carla` returns
+    cfg = _cfg(tmp_path, sim="carla", scenario="town01", frames=4, height=32, width=64)
+    manifest = generate(cfg, progress=False)
+    assert manifest["images"] == 4 and len(start_x) == 2  # two episodes, one ego each
+    for ego, x0 in start_x.items():
+        assert ego.autopilot_port == 8000  # on the Traffic Manager of the session
+        assert ego.controls_under_autopilot == 0  # no constant throttle of ours on top
+        assert ego.control.throttle == 0.0 and ego.control.steer == 0.0
+        assert ego.transform.location.x > x0 + 0.5 and ego.speed_mps > 0.0  # it drove off
+    assert server.actors == {} and server.settings.synchronous_mode is False

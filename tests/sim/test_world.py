@@ -73,3 +73,18 @@ def test_driver_completes_short_routes(scenario):
         while not (obs.info["truncated"] or obs.info["terminated"]):
             obs = sim.step(driver.act(sim.privileged(), obs.ego))
     assert obs.info["route_completion"] > 0.5
+
+
+def test_route_progress_is_monotone_and_needs_the_ego_near_the_route(highway):
+    highway.reset(2)
+    place(highway, [])  # an empty road
+    for _ in range(40):
+        obs = highway.step(Control(throttle=0.6))
+    before, there = obs.info["progress_m"], highway.ego.position.copy()
+    assert before > 5.0 and obs.info["route_completion"] == pytest.approx(before / 900.0)
+    highway.ego.position = there - np.array([15.0, 0.0])  # 15 m back along the lane
+    assert highway.step(Control()).info["progress_m"] == pytest.approx(before)
+    highway.ego.position = there + np.array([10.0, -40.0])  # ahead, but 40 m off the road
+    assert highway.step(Control()).info["progress_m"] == pytest.approx(before)
+    highway.ego.position = there + np.array([5.0, 0.0])  # back on the route: progress resumes
+    assert highway.step(Control()).info["progress_m"] > before + 5.0
