@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from edgepilot.runtime.bundle import PRECISIONS, Bundle, TensorSpec
+from edgepilot.runtime.engines.options import Option, validate_options
 from edgepilot.runtime.errors import DeviceError, EngineError
 from edgepilot.runtime.processor import HostProcessor, Processor
 
@@ -44,11 +45,16 @@ class Engine(ABC):
 
     ``infer`` takes and returns host numpy arrays keyed by tensor name. The
     returned arrays may be buffers the engine reuses: copy what you keep.
+
+    ``OPTIONS`` declares every ``--engine-opt`` the backend reads; the constructor
+    validates the given ones against it before anything heavy is imported, and
+    ``self.options`` holds every declared option's value (given or default).
     """
 
     backend: ClassVar[str] = "abstract"
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    OPTIONS: ClassVar[tuple[Option, ...]] = ()
 
     def __init__(self, bundle: Bundle, precision: str = "fp32", device: str = "cpu",
                  hw: tuple[int, int] | None = None, **options: Any) -> None:
@@ -64,7 +70,7 @@ class Engine(ABC):
         self.bundle = bundle
         self.precision = precision
         self.hw = hw
-        self.options = options
+        self.options: dict[str, Any] = validate_options(self.OPTIONS, options, self.backend)
 
     @classmethod
     def from_bundle(cls, bundle: Bundle, precision: str = "fp32", device: str = "cpu",

@@ -2,9 +2,9 @@
 
 Lets the loop, the gate and the CLI run anywhere. Outputs are zeros of the
 declared shapes (dynamic dims follow the input's H, W divided by ``stride``).
-Options: ``delay_ms`` (busy-wait per call, to emulate an engine's latency;
-busy rather than sleep so it behaves like compute, not like an idle wait),
-``nan`` (fill float outputs with NaN, to test error handling).
+Options (``NullEngine.OPTIONS``): ``delay_ms`` (busy-wait per call, to emulate
+an engine's latency; busy rather than sleep so it behaves like compute, not
+like an idle wait), ``nan`` (fill float outputs with NaN, to test error handling).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 
 from edgepilot.runtime.bundle import Bundle
 from edgepilot.runtime.engines.base import Engine
+from edgepilot.runtime.engines.options import Option
 from edgepilot.runtime.errors import EngineError
 
 
@@ -24,14 +25,19 @@ class NullEngine(Engine):
     backend = "null"
     devices = ("cpu", "cuda")
     precisions = ("fp32", "fp16", "int8")
+    OPTIONS = (
+        Option("delay_ms", "float", "busy-wait per infer call in ms, emulating an engine's latency",
+               default=0.0, min=0, max=60_000),
+        Option("nan", "bool", "fill float outputs with NaN, to test error handling", default=False),
+    )
 
     def __init__(self, bundle: Bundle, precision: str = "fp32", device: str = "cpu",
                  hw: tuple[int, int] | None = None, **options: Any) -> None:
         super().__init__(bundle, precision, device, hw, **options)
-        self.delay_s = float(options.get("delay_ms", 0.0)) / 1e3
+        self.delay_s = self.options["delay_ms"] / 1e3
         self._expected = self.input_shapes()
         ih, iw = next(iter(self._expected.values()))[-2:]
-        fill = np.nan if options.get("nan") else 0
+        fill = np.nan if self.options["nan"] else 0
         self._outputs = {}
         for spec in self.outputs:
             shape = [d if d is not None else 1 for d in spec.shape]

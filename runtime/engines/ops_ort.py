@@ -1,12 +1,13 @@
 """onnxruntime backend: CPU, CUDA and TensorRT execution providers.
 
-Options:
+Options (``OrtEngine.OPTIONS``):
 
 - ``provider``: ``auto`` (default) prefers TensorRT, then CUDA, then CPU among
   the providers this onnxruntime build offers (CPU only when the device is
   cpu); ``cpu``, ``cuda`` or ``tensorrt`` ask for one explicitly.
   ``describe()`` reports the provider that was actually chosen.
-- ``threads``: intra-op threads (or ``$EDGEPILOT_ORT_THREADS``).
+- ``threads``: intra-op threads (or ``$EDGEPILOT_ORT_THREADS``, checked the
+  same way), 1 to 4 x the machine's cores (at most 256).
 
 Precisions: ``fp32`` runs ``model.onnx``; ``int8`` runs the bundle's Q/DQ
 ``model.int8.onnx``; ``fp16`` asks the TensorRT provider for FP16 kernels when
@@ -21,7 +22,6 @@ device and copied to the host once per call.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ import numpy as np
 from edgepilot.runtime.build.fp16 import fp16_model
 from edgepilot.runtime.bundle import Bundle
 from edgepilot.runtime.engines.base import Engine, check_feeds
+from edgepilot.runtime.engines.options import Option, threads_option
 from edgepilot.runtime.errors import BundleError, DeviceError, EngineError, require
 
 PROVIDERS = {
@@ -77,19 +78,22 @@ class OrtEngine(Engine):
     backend = "ort"
     devices = ("cpu", "cuda")
     precisions = ("fp32", "fp16", "int8")
+    OPTIONS = (
+        Option("provider", "choice", "onnxruntime execution provider; auto takes TensorRT, then CUDA, "
+               "on a cuda device and CPU on cpu", default="auto", choices=("auto", "cpu", "cuda", "tensorrt")),
+        threads_option("intra-op threads", "onnxruntime's", env="EDGEPILOT_ORT_THREADS"),
+    )
 
     def __init__(self, bundle: Bundle, precision: str = "fp32", device: str = "cpu",
                  hw: tuple[int, int] | None = None, **options: Any) -> None:
         super().__init__(bundle, precision, device, hw, **options)
         ort: Any = require("onnxruntime", "onnx", "the ort backend")
         self._ort = ort
-        providers = choose_providers(ort.get_available_providers(), self.device.kind,
-                                     str(options.get("provider", "auto")))
+        providers = choose_providers(ort.get_available_providers(), self.device.kind, self.options["provider"])
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        threads = options.get("threads") or int(os.environ.get("EDGEPILOT_ORT_THREADS", "0"))
-        if threads:
-            opts.intra_op_num_threads = int(threads)
+        if self.options["threads"] is not None:
+            opts.intra_op_num_threads = self.options["threads"]
         self.model_path = self._model_path(providers[0])
         try:
             self.session = ort.InferenceSession(str(self.model_path), sess_options=opts,

@@ -6,13 +6,14 @@ from bundles you trust (the ONNX-based backends execute no code from a bundle).
 Devices: ``cpu``, ``cuda[:N]``. Precisions: ``fp32`` everywhere, ``fp16`` on
 CUDA only — on CPU it is refused rather than run, because half-precision
 convolutions on CPU are slow or unimplemented and would not measure anything
-a deployment uses. Options:
+a deployment uses. Options (``TorchEngine.OPTIONS``):
 
 - ``cuda_graph`` (CUDA only): capture the forward pass once into a
   ``torch.cuda.CUDAGraph`` with static input/output tensors and replay it per
   call; input shapes must then be concrete (pass ``hw`` for dynamic bundles).
-- ``threads``: CPU intra-op threads (``torch.set_num_threads``). torch keeps
-  this setting per process, so it applies to every torch engine in it.
+- ``threads``: CPU intra-op threads (``torch.set_num_threads``), 1 to 4 x the
+  machine's cores (at most 256). torch keeps this setting per process, so it
+  applies to every torch engine in it.
 
 ``make_processor`` supplies a device-resident segmentation path on CUDA (see
 ``torch_processor``); other tasks fall back to the host processor.
@@ -28,6 +29,7 @@ import numpy as np
 
 from edgepilot.runtime.bundle import Bundle
 from edgepilot.runtime.engines.base import Engine, check_feeds
+from edgepilot.runtime.engines.options import Option, threads_option
 from edgepilot.runtime.errors import BundleError, DeviceError, EngineError, require
 from edgepilot.runtime.processor import Processor
 
@@ -64,14 +66,21 @@ class TorchEngine(Engine):
     backend = "torch"
     devices = ("cpu", "cuda")
     precisions = ("fp32", "fp16")
+    OPTIONS = (
+        threads_option("CPU intra-op threads, for every torch engine in the process", "torch's"),
+        Option("cuda_graph", "bool", "capture the forward pass once into a CUDA graph and replay it; "
+               "cuda devices only", default=False),
+    )
 
     def __init__(self, bundle: Bundle, precision: str = "fp32", device: str = "cpu",
                  hw: tuple[int, int] | None = None, **options: Any) -> None:
         super().__init__(bundle, precision, device, hw, **options)
+        if self.options["cuda_graph"] and self.device.kind != "cuda":
+            raise DeviceError("cuda_graph needs --device cuda")
         torch: Any = require("torch", "torch", "the torch backend")
         self._torch = torch
-        if options.get("threads"):
-            torch.set_num_threads(int(options["threads"]))
+        if self.options["threads"] is not None:
+            torch.set_num_threads(self.options["threads"])
         if self.device.kind == "cuda":
             _check_cuda(torch, self.device.index)
         elif precision == "fp16":
@@ -83,9 +92,7 @@ class TorchEngine(Engine):
         self.module = module.half() if precision == "fp16" else module
         self._expected = self._expected_inputs()
         self._graph: Any = None
-        if options.get("cuda_graph"):
-            if self.device.kind != "cuda":
-                raise DeviceError("cuda_graph needs --device cuda")
+        if self.options["cuda_graph"]:
             self._capture()
 
     def _expected_inputs(self) -> dict[str, tuple[tuple[int | None, ...], str]]:

@@ -14,9 +14,10 @@ the network is strongly typed and the types come from the graph itself:
 ``model.fp16.onnx`` (onnxruntime's FP16 conversion) or the Q/DQ
 ``model.int8.onnx``.
 
-Options: ``rebuild`` (default True; False refuses a missing/stale engine),
-``engine`` (an explicit engine file, which needs its fingerprint sidecar),
-``workspace_mb`` (builder workspace limit, default 1024).
+Options (``TrtEngine.OPTIONS``): ``rebuild`` (default True; False refuses a
+missing/stale engine), ``engine`` (an explicit engine file, which needs its
+fingerprint sidecar), ``workspace_mb`` (builder workspace limit, 16 MB to 1 TB,
+default 1024).
 
 None of the TensorRT calls can run on a machine without a GPU and TensorRT;
 the selection logic around them is unit-tested with a fake module.
@@ -25,7 +26,6 @@ the selection logic around them is unit-tested with a fake module.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,7 @@ import numpy as np
 from edgepilot.runtime.build.tensorrt import ensure_engine
 from edgepilot.runtime.bundle import Bundle
 from edgepilot.runtime.engines.base import Engine, check_feeds
+from edgepilot.runtime.engines.options import Option
 from edgepilot.runtime.errors import DeviceError, EngineError, require
 
 _TORCH_DTYPES = {"FLOAT": "float32", "HALF": "float16", "INT8": "int8", "INT32": "int32",
@@ -43,6 +44,14 @@ class TrtEngine(Engine):
     backend = "trt"
     devices = ("cuda",)
     precisions = ("fp32", "fp16", "int8")
+    OPTIONS = (
+        Option("rebuild", "bool", "build the engine when the cache has none for this fingerprint; "
+               "false refuses instead", default=True),
+        Option("engine", "path", "an engine file to run instead of the bundle's cache; it needs its "
+               "fingerprint sidecar .json", default_text="the cache"),
+        Option("workspace_mb", "int", "TensorRT builder workspace limit in MB", default=1024,
+               min=16, max=1 << 20),
+    )
 
     def __init__(self, bundle: Bundle, precision: str = "fp32", device: str = "cuda",
                  hw: tuple[int, int] | None = None, **options: Any) -> None:
@@ -55,12 +64,11 @@ class TrtEngine(Engine):
         self.dev = torch.device(str(self.device))
         torch.cuda.set_device(self.dev)
         shapes = self.input_shapes()
-        explicit = options.get("engine")
         self.resolved = ensure_engine(
             trt, bundle, precision, shapes, gpu_name=torch.cuda.get_device_name(self.dev),
             compute_capability="{}.{}".format(*torch.cuda.get_device_capability(self.dev)),
-            workspace_mb=int(options.get("workspace_mb", 1024)), rebuild=bool(options.get("rebuild", True)),
-            engine_path=Path(explicit) if explicit else None)
+            workspace_mb=self.options["workspace_mb"], rebuild=self.options["rebuild"],
+            engine_path=self.options["engine"])
         self.fingerprint = self.resolved.fingerprint
         self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self.engine = self._runtime.deserialize_cuda_engine(self.resolved.path.read_bytes())
