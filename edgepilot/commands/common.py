@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from edgepilot.runtime.bundle import PRECISIONS
-from edgepilot.runtime.engines import BACKENDS
+from edgepilot.runtime.engines import BACKENDS, describe_options
 from edgepilot.runtime.engines.base import parse_device
 from edgepilot.runtime.errors import EdgepilotError
 from edgepilot.runtime.options import parse_engine_opt, parse_shape
@@ -72,8 +72,17 @@ def add_engine_arguments(p: argparse.ArgumentParser, *, many: bool = False) -> N
     g.add_argument("--device", type=_argtype(_device), default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     g.add_argument("--engine-opt", type=_argtype(parse_engine_opt), action="append", default=[],
                    metavar="KEY=VALUE", dest="engine_opt",
-                   help="backend option, repeatable, e.g. threads=2, delay_ms=5 for the null engine, "
-                        "rebuild=false or engine=PATH for trt")
+                   help="backend option, repeatable; each backend's options are listed at the end")
+    p.epilog = "\n".join([p.epilog or "", engine_options_help()]).strip()
+
+
+def engine_options_help() -> str:
+    """Every backend's --engine-opt keys with type, range and default, for --help."""
+    lines = ["engine options (--engine-opt KEY=VALUE; unknown keys and out-of-range values are refused):"]
+    for backend in BACKENDS:
+        lines.append(f"  {backend}:")
+        lines += [f"    {line}" for line in describe_options(backend)] or ["    (none)"]
+    return "\n".join(lines)
 
 
 def int_in(lo: int, hi: int) -> Callable[[str], int]:
