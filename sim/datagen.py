@@ -11,10 +11,13 @@ arguments give byte-identical labels and identical COCO JSON.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import os
 import platform
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -24,6 +27,9 @@ import cv2
 import numpy as np
 
 from edgepilot.runtime.errors import EdgepilotError
+from edgepilot.runtime.outputs import check_outputs, write_text_atomic
+from edgepilot.runtime.progress import Progress
+from edgepilot.runtime.progress import progress as progress_bar
 from edgepilot.sim.driver import DriverConfig, PrivilegedView, ScriptedDriver
 from edgepilot.sim.tags import CARLA_TAGS, TAG_IDS
 from edgepilot.sim.types import Autopilot, CameraConfig, Control, Observation, Simulator
@@ -60,43 +66,71 @@ class DatagenConfig:
         return "val" if episode % self.val_every == self.val_every - 1 else "train"
 
 
-def prepare_out(cfg: DatagenConfig) -> None:
-    """Create the output folder; refuse a non-empty one unless ``force`` (then clear our files)."""
+def check_out(cfg: DatagenConfig) -> None:
+    """Refuse an output that is not a folder, or a non-empty one without ``force`` (exit 2)."""
     out = cfg.out
     if out.exists() and not out.is_dir():
-        raise EdgepilotError(f"{out} exists and is not a folder", exit_code=2)
-    if out.exists() and any(out.iterdir()):
-        if not cfg.force:
-            raise EdgepilotError(f"{out} is not empty: pass --force to overwrite it", exit_code=2)
-        for name in OUR_FILES:
-            p = out / name
-            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    (out / "labels").mkdir(exist_ok=True)
+        raise EdgepilotError(f"--out {out} exists and is not a folder; give a folder", exit_code=2)
+    if out.exists() and any(out.iterdir()) and not cfg.force:
+        raise EdgepilotError(f"--out {out} is not empty: pass --force to overwrite it", exit_code=2)
+    for folder in (out, *out.parents):  # a missing --out (and its parents) is created
+        if folder.exists():
+            if not folder.is_dir():
+                raise EdgepilotError(f"--out {out}: {folder} is a file, not a folder", exit_code=2)
+            check_outputs({}, folders={"--out": folder})
+            break
+
+
+def _publish(stage: Path, out: Path) -> None:
+    """Move a finished dataset from ``stage`` into ``out``, replacing our files there only."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in OUR_FILES:
+        p = out / name
+        shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    for item in stage.iterdir():
+        os.replace(item, out / item.name)
 
 
 def generate(cfg: DatagenConfig, progress: bool = True) -> dict:
-    """Drive episodes and write the dataset; returns the manifest."""
-    from tqdm import tqdm
+    """Drive episodes and write the dataset; returns the manifest.
 
+    Frames are written to a hidden staging folder beside ``cfg.out`` and moved
+    into it only when the run has finished, so a run that fails or is
+    interrupted leaves ``cfg.out`` as it was and nothing that blocks a retry.
+    """
+    check_out(cfg)
+    cfg.out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{cfg.out.name}.partial-", dir=cfg.out.parent))
+    try:
+        manifest = _generate_into(dataclasses.replace(cfg, out=stage), progress)
+        _publish(stage, cfg.out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return manifest
+
+
+def _generate_into(cfg: DatagenConfig, progress: bool) -> dict:
     from edgepilot.sim.registry import make_simulator
 
-    prepare_out(cfg)
+    (cfg.out / "images").mkdir(parents=True, exist_ok=True)
+    (cfg.out / "labels").mkdir(exist_ok=True)
     camera = CameraConfig(width=cfg.width, height=cfg.height)
     driver = ScriptedDriver(DriverConfig(steer_noise=0.02, speed_noise=0.15))
     coco = _coco_skeleton()
     episodes: list[dict] = []
-    bar = tqdm(total=cfg.frames, unit="frame", disable=not progress, desc="datagen")
+    bar = progress_bar(cfg.frames, "datagen", "frame", enabled=progress)
     saved = 0
-    with make_simulator(cfg.sim, scenario=cfg.scenario, camera=camera) as sim:
-        while saved < cfg.frames:
-            e = len(episodes)
-            n = _episode(sim, driver, cfg, e, min(cfg.per_episode(), cfg.frames - saved), coco, bar)
-            saved += n
-            episodes.append({"episode": e, "seed": cfg.episode_seed(e), "split": cfg.split(e), "frames": n})
-            if e >= 10 * cfg.frames:
-                raise EdgepilotError(f"{cfg.scenario}: episodes end before any frame is saved", exit_code=1)
-    bar.close()
+    try:
+        with make_simulator(cfg.sim, scenario=cfg.scenario, camera=camera) as sim:
+            while saved < cfg.frames:
+                e = len(episodes)
+                n = _episode(sim, driver, cfg, e, min(cfg.per_episode(), cfg.frames - saved), coco, bar)
+                saved += n
+                episodes.append({"episode": e, "seed": cfg.episode_seed(e), "split": cfg.split(e), "frames": n})
+                if e >= 10 * cfg.frames:
+                    raise EdgepilotError(f"{cfg.scenario}: episodes end before any frame is saved", exit_code=1)
+    finally:
+        bar.close()
     used = sorted({a["category_id"] for a in coco["annotations"]} | {TAG_IDS["Car"]})
     coco["categories"] = [{"id": t, "name": CARLA_TAGS[t][0], "supercategory": "vehicle"} for t in used]
     _write_json(cfg.out / "annotations.json", coco)
@@ -106,7 +140,7 @@ def generate(cfg: DatagenConfig, progress: bool = True) -> dict:
 
 
 def _episode(sim: Simulator, driver: ScriptedDriver, cfg: DatagenConfig, e: int, want: int, coco: dict,
-             bar) -> int:
+             bar: Progress) -> int:
     """Run one episode, saving up to ``want`` frames; returns how many were saved."""
     seed = cfg.episode_seed(e)
     pilot = _pilot(sim, driver, seed)
@@ -191,4 +225,4 @@ def _manifest(cfg: DatagenConfig, camera: CameraConfig, episodes: list[dict], n_
 
 
 def _write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True) + "\n")

@@ -54,6 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite a non-empty DIR")
     p.add_argument("--preview", action="store_true", help="also write DIR/preview.png")
     p.add_argument("--preview-only", action="store_true", help="only (re)write DIR/preview.png")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (or summary line) on stderr")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -68,7 +69,7 @@ def main(args: argparse.Namespace) -> int:
         height=args.size[0], width=args.size[1], episodes=args.episodes,
         frames_per_episode=args.frames_per_episode, fmt=args.format, force=args.force,
     )
-    manifest = generate(cfg)
+    manifest = generate(cfg, progress=not args.no_progress)
     print(f"wrote {manifest['images']} frames in {len(manifest['episodes'])} episodes to {args.out}")
     if args.preview:
         print(f"wrote {write_preview(args.out)}")

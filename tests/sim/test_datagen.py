@@ -107,3 +107,36 @@ def test_carla_datagen_lets_the_traffic_manager_drive_the_ego(tmp_path, monkeypa
         assert ego.control.throttle == 0.0 and ego.control.steer == 0.0
         assert ego.transform.location.x > x0 + 0.5 and ego.speed_mps > 0.0  # it drove off
     assert server.actors == {} and server.settings.synchronous_mode is False
+
+
+def test_a_failed_run_leaves_nothing_that_blocks_the_retry(tmp_path, monkeypatch):
+    """Regression: a run that died half-way left a non-empty folder the retry refused without --force."""
+    import edgepilot.sim.datagen as datagen
+
+    out = tmp_path / "ds"
+    real_save, calls = datagen._save, []
+
+    def failing_save(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise EdgepilotError("disk full (injected)", exit_code=1)
+        real_save(*args, **kwargs)
+
+    monkeypatch.setattr(datagen, "_save", failing_save)
+    with pytest.raises(EdgepilotError, match="injected"):
+        generate(_cfg(out), progress=False)
+    assert not out.exists() and list(tmp_path.iterdir()) == []  # no partial folder either
+    monkeypatch.undo()
+    manifest = generate(_cfg(out), progress=False)  # no --force needed
+    assert manifest["images"] == 6 and len(list((out / "images").iterdir())) == 6
+
+
+def test_bad_output_folders_are_refused_before_any_work(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(EdgepilotError, match="is not a folder") as err:
+        generate(_cfg(tmp_path / "file"), progress=False)
+    assert err.value.exit_code == 2
+    with pytest.raises(EdgepilotError, match="is a file, not a folder") as err:
+        generate(_cfg(tmp_path / "file" / "ds"), progress=False)
+    assert err.value.exit_code == 2
+    assert generate(_cfg(tmp_path / "new" / "ds", frames=2), progress=False)["images"] == 2  # parents made
