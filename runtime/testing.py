@@ -51,9 +51,13 @@ def latency_gate(request: pytest.FixtureRequest) -> Callable[..., GateResult]:
         from edgepilot.runtime.bench.report import load_report
         from edgepilot.runtime.bench.suite import BenchSettings, bench_row, gate_run
         from edgepilot.runtime.bundle import load_bundle
+        from edgepilot.runtime.engines import engine_class
+        from edgepilot.runtime.engines.options import validate_options
         from edgepilot.runtime.options import parse_shape
 
         loaded = load_bundle(bundle)
+        # a typo in an option is the test's bug: fail here (EngineError) instead of skipping the row
+        validate_options(engine_class(backend).OPTIONS, engine_options, backend)
         settings = BenchSettings(iters, warmup, repeats, device, engine_options=dict(engine_options))
         row = bench_row(loaded, backend, precision, parse_shape(shape), settings)
         if not row.ok:

@@ -59,3 +59,14 @@ def test_plugin_import_is_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2], env={**os.environ, "PYTHONPATH": "."})
     assert out.stdout.strip() == "[]"
+
+
+def test_a_misspelt_engine_option_fails_the_test_instead_of_skipping(
+        pytester: pytest.Pytester, bundles: dict[str, Path]) -> None:
+    pytester.makepyfile(test_typo=f"""
+def test_seg_latency(latency_gate):
+    latency_gate({str(bundles["seg"])!r}, baseline="b.json", backend="null", delay_mss=2)
+""")
+    result = pytester.runpytest(*_plugin_args())
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*unknown engine option 'delay_mss' for the null backend*"])
