@@ -29,6 +29,14 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+def video_fourcc(path: str | Path) -> int:
+    """The fourcc for a video path's extension; SinkError (exit 2) for one we cannot write."""
+    ext = Path(path).suffix.lower()
+    if ext not in FOURCC:
+        raise SinkError(f"--out {path}: unknown video extension {ext!r}; use {', '.join(FOURCC)}")
+    return int(cv2.VideoWriter.fourcc(*FOURCC[ext]))
+
+
 class VideoSink:
     """Annotated frames to a video file; fourcc from the extension (.mp4 mp4v, .avi MJPG)."""
 
@@ -36,12 +44,9 @@ class VideoSink:
 
     def __init__(self, path: str | Path, fps: float = 30.0) -> None:
         self.path = Path(path)
-        ext = self.path.suffix.lower()
-        if ext not in FOURCC:
-            raise SinkError(f"{self.path}: unknown video extension {ext!r}; use {', '.join(FOURCC)}")
+        self.fourcc = video_fourcc(self.path)
         if not self.path.parent.is_dir():
             raise SinkError(f"{self.path}: folder {self.path.parent} does not exist")
-        self.fourcc = cv2.VideoWriter.fourcc(*FOURCC[ext])
         self.fps = fps
         self.frames = 0
         self._writer: cv2.VideoWriter | None = None

@@ -91,10 +91,13 @@ def run(opts: RunOptions) -> int:
     from edgepilot.runtime.outputs import check_outputs, write_text_atomic
     from edgepilot.runtime.pipeline import run_loop
     from edgepilot.runtime.processor import dry_run
+    from edgepilot.runtime.sinks import video_fourcc
     from edgepilot.runtime.sources import open_source
 
     check_outputs({"--out": opts.out, "--jsonl": opts.jsonl, "--report": opts.report},
                   inputs={"SOURCE": opts.source})
+    if opts.out:
+        video_fourcc(opts.out)
     bundle = load_bundle(opts.model)
     if bundle.task not in IMAGE_TASKS:
         raise BundleError(

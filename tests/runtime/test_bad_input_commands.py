@@ -48,6 +48,7 @@ CASES = [
     ("outputs", ["run", "synthetic:64x48@30:3", "--model", SEG, "--out", "{tmp}/a.avi", "--jsonl", "{tmp}/a.avi"],
      "is also --out"),
     ("outputs", ["bench", "--model", SEG, "--out", "{tmp}/no/b.json"], "does not exist"),
+    ("outputs", ["run", "synthetic:64x48@30:3", "--model", SEG, "--out", "{tmp}/a.gif"], "unknown video extension"),
     ("outputs", ["bench", "--model", SEG, "--update-baseline"], "--update-baseline needs --baseline"),
     ("outputs", ["datagen", "--out", "{file}"], "is not a folder"),
     # category: sources
