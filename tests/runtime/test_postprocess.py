@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgepilot.runtime.bundle import load_bundle
-from edgepilot.runtime.errors import EngineError
+from edgepilot.runtime.errors import BundleError, EngineError
 from edgepilot.runtime.frame import Detections, PolicyAction, SegMap
 from edgepilot.runtime.postprocess import make_decoder
 from edgepilot.runtime.preprocess import Transform
@@ -99,8 +99,9 @@ def test_yolo_nms_is_class_aware_and_maps_through_letterbox(bundles: dict[str, P
 
 def test_yolo_wrong_layout_is_a_clear_error(bundles: dict[str, Path]) -> None:
     dec = make_decoder(load_bundle(bundles["yolo"]))
-    with pytest.raises(EngineError, match=r"\[1, 4 \+ 3, N\]"):
+    with pytest.raises(BundleError, match=r"\[1, 4 \+ 3, N\]") as info:  # the bundle's fault: exit 2
         dec({"output0": np.zeros((1, 9, 5), np.float32)}, IDENTITY, (10, 10))
+    assert info.value.exit_code == 2
 
 
 def test_policy_action_is_clipped(bundles: dict[str, Path]) -> None:
