@@ -6,12 +6,17 @@ own capture thread, so decoding overlaps inference:
 - **live** sources (cameras, streams, ``synthetic:``) keep only the newest frame:
   a new frame replaces an unconsumed one and the drop is counted; a capture that
   fails is reopened with exponential backoff, and when that runs out the consumer
-  gets ``SourceError(exit_code=1)``.
+  gets ``SourceError(exit_code=1)``. Cameras and streams open and read under
+  time-outs (``source_timeouts``): a read that has not returned within the read
+  time-out is a failure like any other, so a stalled stream gives up within
+  ``give_up_after_s(backoff, open_timeout_s, read_timeout_s)`` of its last frame.
 - **files** are read in full through a small blocking queue (no drops), or, with
   ``realtime=True``, released at their own timestamps and behave like live ones.
 
 The consumer calls ``read()``: it blocks until a frame it has not seen yet is
-there, returns None at the end of the stream, and raises the capture's error.
+there, returns None at the end of the stream or within a few ms of ``close()``, and
+raises the capture's error. OpenCV's and FFmpeg's own stderr logging is silenced on
+import: our errors and warnings say what failed, once.
 """
 
 from __future__ import annotations
@@ -22,44 +27,47 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import cv2
-import numpy as np
 
 from edgepilot.runtime.errors import RUNTIME_FAILURE, SourceError
 from edgepilot.runtime.frame import Frame
+from edgepilot.runtime.source_timeouts import (
+    DEFAULT_OPEN_TIMEOUT_S,
+    DEFAULT_READ_TIMEOUT_S,
+    Backoff,
+    Capture,
+    WatchedReader,
+    give_up_after_s,
+    open_within,
+)
+from edgepilot.runtime.synthetic import SyntheticCapture, write_pattern_clip
+
+__all__ = ["Backoff", "Capture", "Source", "SyntheticCapture", "give_up_after_s", "open_source",
+           "quiet_video_logs", "write_pattern_clip"]
 
 log = logging.getLogger("edgepilot.sources")
 
 _SYNTHETIC = re.compile(r"^synthetic:(\d+)x(\d+)@(\d+(?:\.\d+)?)(?::(\d+))?$")
 _URL = re.compile(r"^(rtsp|rtsps|rtmp|http|https)://", re.IGNORECASE)
-_JOIN_TIMEOUT_S = 5.0
+_JOIN_TIMEOUT_S = 1.0  # close() waits no longer for the capture thread (it only blocks in a file read)
 
 
-class Capture(Protocol):
-    """The part of ``cv2.VideoCapture`` a source uses (fakes implement this in tests)."""
+def quiet_video_logs() -> None:
+    """Silence OpenCV's and FFmpeg's own stderr logging, unless the user set OPENCV_LOG_LEVEL.
 
-    def read(self) -> tuple[bool, Any]: ...
-    def isOpened(self) -> bool: ...  # noqa: N802 - OpenCV's name
-    def release(self) -> None: ...
-    def get(self, prop: int) -> float: ...
-    def set(self, prop: int, value: float) -> bool: ...
+    FFmpeg reads OPENCV_FFMPEG_LOGLEVEL once per process, at the first video opened or written,
+    which is why this runs when the module is imported. An OPENCV_FFMPEG_LOGLEVEL of the user's wins.
+    """
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Reopen policy of a live source: ``attempts`` tries, waiting base_s * 2**k, capped at max_s."""
-
-    attempts: int = 5
-    base_s: float = 0.1
-    max_s: float = 2.0
-
-    def delay_s(self, attempt: int) -> float:
-        return float(min(self.base_s * 2**attempt, self.max_s))
+quiet_video_logs()
 
 
 class _FrameQueue:
@@ -112,30 +120,44 @@ class Source:
 
     ``opener`` returns an opened capture (it is called again to reopen a live one).
     ``limit`` ends the stream after that many captured frames (synthetic sources).
+    ``open_timeout_s``: an open that has not returned by then fails (SourceError exit 2 at the
+    start, a failed reopen attempt later). ``read_timeout_s``: a read that has not returned by
+    then is a failed capture, reopened with ``backoff`` (live sources; None: reads are not timed).
+    Reopen attempts reset only when a frame arrives, so a stalled live source raises within
+    ``give_up_after_s(backoff, open_timeout_s, read_timeout_s)`` of its last frame.
+
+    A read or open stuck inside the backend cannot be interrupted: it is left to a daemon
+    thread that releases its capture if the call ever returns, and neither ``read()`` nor
+    ``close()`` waits for it (see ``source_timeouts``).
     """
 
     def __init__(self, opener: Callable[[], Capture], *, description: str, live: bool,
                  realtime: bool = False, limit: int | None = None, backoff: Backoff | None = None,
-                 queue_size: int = 4) -> None:
+                 queue_size: int = 4, open_timeout_s: float | None = None,
+                 read_timeout_s: float | None = None) -> None:
         self.description = description
         self.live = live
         self.realtime = realtime and not live
         self.limit = limit
         self.backoff = backoff or Backoff()
+        self.open_timeout_s = open_timeout_s
+        self.read_timeout_s = read_timeout_s if live else None
         self._opener = opener
-        self._cap: Capture | None = opener()
-        if live:
-            self._cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the driver's own queue adds latency
-        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        self._stop = threading.Event()
+        cap = self._open()
+        assert cap is not None  # only None once stopped
+        fps = cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and 0 < fps < 1000 else 30.0
-        count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.frame_count: int | None = limit if limit is not None else (count if not live and count > 0 else None)
         self.captured = 0
         self.late = 0  # realtime files: frames dropped because decoding fell behind their timestamp
         self.reopen_attempts = 0
+        self._last_frame_t = time.perf_counter()
+        self._stuck_warned = False
         self._queue = _FrameQueue(queue_size, latest_only=live or self.realtime)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._capture_loop, name=f"capture:{description}", daemon=True)
+        self._thread = threading.Thread(target=self._capture_loop, args=(cap,), name=f"capture:{description}",
+                                        daemon=True)
         self._thread.start()
 
     @property
@@ -151,10 +173,10 @@ class Source:
         while (frame := self.read()) is not None:
             yield frame
 
-    def _capture_loop(self) -> None:
+    def _capture_loop(self, cap: Capture) -> None:
         error: BaseException | None = None
         try:
-            self._capture_frames()
+            self._supervise(cap)
         except SourceError as exc:
             error = exc
         except Exception as exc:  # a capture backend failing in an unexpected way
@@ -162,17 +184,29 @@ class Source:
         finally:
             self._queue.finish(error)
 
-    def _capture_frames(self) -> None:
+    def _supervise(self, cap: Capture | None) -> None:
+        """Read captures until the end or stop, reopening a live one that fails or stalls."""
+        failures = 0  # reopen attempts since the last frame
+        while cap is not None:
+            captured = self.captured
+            reader = WatchedReader(cap, live=self.live)
+            failure = reader.watch(self._read_frames, timeout_s=self.read_timeout_s, stop=self._stop,
+                                   name=f"capture-read:{self.description}")
+            if failure is None or not self.live or self._stop.is_set():
+                return
+            cap, failures = self._reopen(failure, 0 if self.captured > captured else failures)
+
+    def _read_frames(self, reader: WatchedReader) -> None:
+        """The per-frame path: read, stamp, pace (realtime files), queue; returns at the end, a failure or stop."""
         t0: float | None = None
         while not self._stop.is_set() and (self.limit is None or self.captured < self.limit):
-            image = self._read_image()
+            image = reader.read()
             t = time.perf_counter()  # the capture stamp: right after the read returns
             if image is None:
-                if not self.live:
-                    return  # end of file
-                self._reopen()
-                continue
-            frame_id, self.captured = self.captured, self.captured + 1
+                if not self.live and not self._stop.is_set():
+                    self._warn_if_short()
+                return
+            frame_id, self.captured, self._last_frame_t = self.captured, self.captured + 1, t
             pos_s = frame_id / self.fps if not self.live else float("nan")
             if self.realtime:
                 t0 = t if t0 is None else t0
@@ -181,16 +215,11 @@ class Source:
                     continue
             self._queue.put(Frame.captured(frame_id, image, t, pos_s), self._stop)
 
-    def _read_image(self) -> np.ndarray | None:
-        assert self._cap is not None
-        try:
-            ok, image = self._cap.read()
-        except Exception as exc:
-            if not self.live:
-                raise
-            log.warning("%s: read raised %s", self.description, exc)
-            return None
-        return image if ok and image is not None else None
+    def _warn_if_short(self) -> None:
+        """A file that ends before the frame count its container announced is probably truncated."""
+        if self.frame_count is not None and self.captured < self.frame_count:
+            log.warning("%s: the video ended after %d of the %d frames its container announced; "
+                        "the file may be truncated or damaged", self.description, self.captured, self.frame_count)
 
     def _pace(self, due: float) -> float:
         """Wait until ``due`` (perf_counter s); -1 when already a frame period late (dropped)."""
@@ -202,44 +231,58 @@ class Source:
             self._stop.wait(due - now)
         return time.perf_counter()
 
-    def _reopen(self) -> None:
-        """Release and reopen a failed live capture with backoff; SourceError(exit 1) when out of tries."""
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
-        for attempt in range(self.backoff.attempts):
-            delay = self.backoff.delay_s(attempt)
-            log.warning("%s: capture failed; reopening in %.2f s (attempt %d/%d)",
-                        self.description, delay, attempt + 1, self.backoff.attempts)
+    def _open(self) -> Capture | None:
+        """Open a capture within open_timeout_s (None once stopped); SourceError (exit 2) when it does not open."""
+        if self.open_timeout_s is None:
+            cap: Capture | None = self._opener()
+        else:
+            cap = open_within(self._opener, self.open_timeout_s, self._stop, f"capture-open:{self.description}")
+            if cap is None and not self._stop.is_set():
+                raise SourceError(f"{self.description}: did not open within {self.open_timeout_s:g} s "
+                                  "(open time-out); check the address, or allow a longer open time-out")
+        if cap is None:
+            return None
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(f"{self.description}: the capture did not open")
+        if self.live:
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the driver's own queue adds latency
+        return cap
+
+    def _reopen(self, failure: str, failures: int) -> tuple[Capture | None, int]:
+        """Reopen a failed live capture after backoff: (capture or None once stopped, attempts since the last
+        frame). SourceError (exit 1) naming the wait when the attempts run out."""
+        why = failure
+        while failures < self.backoff.attempts:
+            delay = self.backoff.delay_s(failures)
+            failures += 1
+            log.warning("%s: %s; reopening in %.2f s (attempt %d/%d)",
+                        self.description, why, delay, failures, self.backoff.attempts)
             if self._stop.wait(delay):
-                return
+                return None, failures
             self.reopen_attempts += 1
             try:
-                cap = self._opener()
+                return self._open(), failures
             except Exception as exc:
-                log.warning("%s: reopen attempt %d failed: %s", self.description, attempt + 1, exc)
-                continue
-            if cap.isOpened():
-                cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
-                self._cap = cap
-                log.info("%s: reopened", self.description)
-                return
-            cap.release()
-        raise SourceError(f"{self.description}: capture failed and {self.backoff.attempts} reopen "
-                          "attempts failed; check the camera or stream", exit_code=RUNTIME_FAILURE)
+                why = f"reopen failed ({exc})"
+        waited = time.perf_counter() - self._last_frame_t
+        raise SourceError(f"{self.description}: no frame for {waited:.1f} s ({failure}) and {self.backoff.attempts} "
+                          "reopen attempts failed; check the camera or stream", exit_code=RUNTIME_FAILURE)
 
     def close(self) -> None:
-        """Stop the capture thread, join it and release the capture. Idempotent."""
+        """Stop the capture thread and wait for it (at most _JOIN_TIMEOUT_S); idempotent.
+
+        Returns within about STOP_GRACE_S + POLL_S even while a live read or open is stuck in the
+        backend: that call is left to its daemon thread, which releases its capture when it returns.
+        Each capture is released by the thread that read it, never under a running read.
+        """
         self._stop.set()
         self._queue.wake()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(_JOIN_TIMEOUT_S)
-        if self._thread.is_alive():
+        if self._thread.is_alive() and not self._stuck_warned:
+            self._stuck_warned = True
             log.warning("%s: capture thread did not stop within %.0f s", self.description, _JOIN_TIMEOUT_S)
-            return  # releasing under a running read() would crash some backends
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
 
     def __enter__(self) -> Source:
         return self
@@ -248,63 +291,22 @@ class Source:
         self.close()
 
 
-class SyntheticCapture:
-    """A fake camera: a moving gradient and square at ``fps``, ``read()`` waits for the next tick."""
-
-    def __init__(self, width: int, height: int, fps: float) -> None:
-        self.width, self.height, self.fps = width, height, fps
-        x = np.linspace(0, 255, 2 * width, dtype=np.float32)
-        y = np.linspace(0, 96, height, dtype=np.float32)[:, None]
-        gradient = (x[None, :] * 0.5 + y).clip(0, 255).astype(np.uint8)
-        self._base = np.dstack([gradient, gradient[:, ::-1], np.full_like(gradient, 80)])
-        self._i = 0
-        self._next_t = time.perf_counter()
-        self._open = True
-
-    def read(self) -> tuple[bool, np.ndarray | None]:
-        if not self._open:
-            return False, None
-        delay = self._next_t - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        self._next_t = max(self._next_t + 1.0 / self.fps, time.perf_counter() - 1.0 / self.fps)
-        image = self.frame(self._i)
-        self._i += 1
-        return True, image
-
-    def frame(self, i: int) -> np.ndarray:
-        """Frame ``i`` of the pattern (HxWx3 uint8 BGR), without pacing."""
-        off = (4 * i) % self.width
-        image = np.ascontiguousarray(self._base[:, off : off + self.width])
-        side = max(4, self.height // 8)
-        sx = (8 * i) % max(1, self.width - side)
-        image[side : 2 * side, sx : sx + side] = 255
-        return image
-
-    def isOpened(self) -> bool:  # noqa: N802 - cv2.VideoCapture's name
-        return self._open
-
-    def release(self) -> None:
-        self._open = False
-
-    def get(self, prop: int) -> float:
-        return {cv2.CAP_PROP_FPS: self.fps, cv2.CAP_PROP_FRAME_WIDTH: self.width,
-                cv2.CAP_PROP_FRAME_HEIGHT: self.height}.get(prop, 0.0)
-
-    def set(self, prop: int, value: float) -> bool:
-        return False
-
-
-def open_source(spec: str, *, realtime: bool = False, backoff: Backoff | None = None,
-                queue_size: int = 4) -> Source:
+def open_source(spec: str, *, realtime: bool = False, backoff: Backoff | None = None, queue_size: int = 4,
+                open_timeout_s: float = DEFAULT_OPEN_TIMEOUT_S, read_timeout_s: float = DEFAULT_READ_TIMEOUT_S) -> Source:
     """Open a source from a string; SourceError (exit 2) when it cannot be opened.
 
     ``spec``: a video file path; a camera index (``"0"``); an ``rtsp://``, ``http(s)://``
     URL; a GStreamer pipeline (contains ``!``); or ``synthetic:WxH@FPS[:N]`` (a fake
     live camera, N frames or endless). ``realtime`` paces files at their native FPS.
+    Cameras, streams and pipelines open within ``open_timeout_s`` and fail a read that takes
+    longer than ``read_timeout_s`` (also passed to FFmpeg for streams); see ``give_up_after_s``.
     """
     spec = spec.strip()
+    for name, value in (("open_timeout_s", open_timeout_s), ("read_timeout_s", read_timeout_s)):
+        if not value > 0:
+            raise SourceError(f"{name} must be > 0 s, got {value}")
     kwargs: dict[str, Any] = {"backoff": backoff, "queue_size": queue_size}
+    timed = {**kwargs, "live": True, "open_timeout_s": open_timeout_s, "read_timeout_s": read_timeout_s}
     if m := _SYNTHETIC.match(spec):
         w, h, fps = int(m.group(1)), int(m.group(2)), float(m.group(3))
         if w < 8 or h < 8 or fps <= 0:
@@ -314,15 +316,16 @@ def open_source(spec: str, *, realtime: bool = False, backoff: Backoff | None = 
     if spec.startswith("synthetic"):
         raise SourceError(f"{spec!r}: write synthetic sources as synthetic:WxH@FPS[:N], e.g. synthetic:640x480@30:300")
     if spec.isdigit():
-        return Source(_opener(int(spec), None, f"camera {spec}"), description=f"camera {spec}", live=True, **kwargs)
+        return Source(_opener(int(spec), None, f"camera {spec}"), description=f"camera {spec}", **timed)
     if "!" in spec:
         opener = _opener(spec, cv2.CAP_GSTREAMER, "GStreamer pipeline",
                          hint=" (is OpenCV built with GStreamer? see cv2.getBuildInformation())")
-        return Source(opener, description=f"gstreamer: {spec}", live=True, **kwargs)
+        return Source(opener, description=f"gstreamer: {spec}", **timed)
     if _URL.match(spec):
         if spec.lower().startswith("rtsp") and "OPENCV_FFMPEG_CAPTURE_OPTIONS" not in os.environ:
             os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "rtsp_transport;tcp"  # UDP loses packets -> smeared frames
-        return Source(_opener(spec, cv2.CAP_FFMPEG, "stream"), description=spec, live=True, **kwargs)
+        params = _ffmpeg_timeouts(open_timeout_s, read_timeout_s)
+        return Source(_opener(spec, cv2.CAP_FFMPEG, "stream", params=params), description=spec, **timed)
     return _open_file(spec, realtime, kwargs)
 
 
@@ -335,30 +338,28 @@ def _open_file(spec: str, realtime: bool, kwargs: dict[str, Any]) -> Source:
                   description=str(path), live=False, realtime=realtime, **kwargs)
 
 
-def _opener(target: int | str, api: int | None, what: str, hint: str = "") -> Callable[[], Capture]:
+def _ffmpeg_timeouts(open_timeout_s: float, read_timeout_s: float) -> list[int]:
+    """FFmpeg's own open and read time-outs as OpenCV open parameters (ms), where this OpenCV has them."""
+    params: list[int] = []
+    for name, seconds in (("CAP_PROP_OPEN_TIMEOUT_MSEC", open_timeout_s), ("CAP_PROP_READ_TIMEOUT_MSEC", read_timeout_s)):
+        prop = getattr(cv2, name, None)  # OpenCV >= 4.6; older ones rely on our watchdog alone
+        if prop is not None:
+            params += [int(prop), round(seconds * 1000)]
+    return params
+
+
+def _opener(target: int | str, api: int | None, what: str, hint: str = "",
+            params: Sequence[int] = ()) -> Callable[[], Capture]:
     """A function that opens ``target`` and raises SourceError (exit 2) when it is not opened."""
 
     def open_capture() -> Capture:
-        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # our one-line error replaces FFmpeg's log
-        cap = cv2.VideoCapture(target) if api is None else cv2.VideoCapture(target, api)
+        if api is None:
+            cap = cv2.VideoCapture(target)
+        else:
+            cap = cv2.VideoCapture(target, api, list(params)) if params else cv2.VideoCapture(target, api)
         if not cap.isOpened():
             cap.release()
             raise SourceError(f"{target}: cannot open {what}{hint}")
         return cap  # type: ignore[no-any-return]
 
     return open_capture
-
-
-def write_pattern_clip(path: str | Path, frames: int, hw: tuple[int, int] = (256, 512), fps: float = 30.0) -> Path:
-    """Write the synthetic camera's pattern as an MJPG video file (for demos and benchmarks)."""
-    h, w = hw
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (w, h))
-    if not writer.isOpened():
-        raise SourceError(f"{path}: cannot write an MJPG video here (check the folder and OpenCV's codecs)")
-    pattern = SyntheticCapture(w, h, fps)
-    try:
-        for i in range(frames):
-            writer.write(pattern.frame(i))
-    finally:
-        writer.release()
-    return Path(path)

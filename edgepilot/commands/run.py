@@ -5,10 +5,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgepilot.commands.common import add_engine_arguments, int_in
+from edgepilot.commands.common import add_engine_arguments, float_in, int_in
+from edgepilot.runtime.source_timeouts import (
+    DEFAULT_OPEN_TIMEOUT_S,
+    DEFAULT_READ_TIMEOUT_S,
+    Backoff,
+    give_up_after_s,
+)
 
 NAME = "run"
 HELP = "run a model bundle on a video file, camera, stream or synthetic source"
@@ -47,7 +54,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--realtime", action="store_true",
                    help="pace a video file at its native FPS, dropping frames the loop cannot keep up with")
     p.add_argument("--max-frames", type=int_in(1, 2**62), metavar="N", help="stop after N results")
+    g = p.add_argument_group("live sources (cameras, streams, pipelines)", _live_help())
+    g.add_argument("--open-timeout", type=float_in(0, 3600, low_open=True), default=DEFAULT_OPEN_TIMEOUT_S,
+                   metavar="S", help=f"give up opening (or reopening) after S seconds (default: {DEFAULT_OPEN_TIMEOUT_S:g})")
+    g.add_argument("--read-timeout", type=float_in(0, 3600, low_open=True), default=DEFAULT_READ_TIMEOUT_S,
+                   metavar="S", help=f"a read that has not returned after S seconds is a stall (default: "
+                                     f"{DEFAULT_READ_TIMEOUT_S:g})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (or summary line) on stderr")
+
+
+def _live_help() -> str:
+    backoff = Backoff()
+    return textwrap.fill(f"A live source that stalls or fails is reopened up to {backoff.attempts} times with backoff "
+            f"{backoff.delay_s(0):g}..{backoff.delay_s(backoff.attempts - 1):g} s, then the run fails (exit 1); "
+            f"with the defaults it gives up at most {give_up_after_s():.0f} s after its last frame. "
+            "Ctrl-C ends the run within a second, even during a stall.", width=78)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +89,8 @@ class RunOptions:
     realtime: bool = False
     max_frames: int | None = None
     progress: bool = True
+    open_timeout_s: float = DEFAULT_OPEN_TIMEOUT_S
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
 
 
 def main(args: argparse.Namespace) -> int:
@@ -75,7 +98,8 @@ def main(args: argparse.Namespace) -> int:
         source=args.source, model=args.model, backend=args.backend, precision=args.precision,
         device=args.device, shape=args.shape, engine_options=dict(args.engine_opt), out=args.out,
         jsonl=args.jsonl, report=args.report, show=args.show, realtime=args.realtime,
-        max_frames=args.max_frames, progress=not args.no_progress))
+        max_frames=args.max_frames, progress=not args.no_progress, open_timeout_s=args.open_timeout,
+        read_timeout_s=args.read_timeout))
 
 
 def run(opts: RunOptions) -> int:
@@ -110,7 +134,9 @@ def run(opts: RunOptions) -> int:
         processor = engine.make_processor()
         engine.warmup(3)
         dry_run(processor)
-        source = stack.enter_context(open_source(opts.source, realtime=opts.realtime))
+        source = stack.enter_context(open_source(opts.source, realtime=opts.realtime,
+                                                 open_timeout_s=opts.open_timeout_s,
+                                                 read_timeout_s=opts.read_timeout_s))
         sinks = _open_sinks(opts, bundle.classes, source.fps, stack)
         bar = _progress(source, opts, stack)
         report, error = run_loop(

@@ -54,6 +54,8 @@ CASES = [
     # category: sources
     ("sources", ["run", "{tmp}/missing.mp4", "--model", SEG], "missing.mp4"),
     ("sources", ["run", "synthetic:0x48@30", "--model", SEG], "synthetic"),
+    ("sources", ["run", "0", "--model", SEG, "--open-timeout", "0"], "out of range"),
+    ("sources", ["run", "0", "--model", SEG, "--read-timeout", "nan"], "out of range"),
 ]
 
 

@@ -43,7 +43,7 @@ class FakeCamera:
 
 
 def capture_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("capture:")]
+    return [t for t in threading.enumerate() if t.name.startswith("capture")]  # capture:, capture-read:, capture-open:
 
 
 def test_file_is_read_in_full_in_order(clip: Path) -> None:
@@ -138,7 +138,11 @@ def test_synthetic_source_is_live_and_sized() -> None:
     with open_source("synthetic:64x48@200:12") as src:
         frames = list(src)
         assert src.live and src.frame_count == 12
-    assert [f.id for f in frames] == list(range(12))
+        dropped = src.dropped
+    # live: a frame the consumer was too busy to take is replaced by the next and counted, so on a
+    # loaded machine some ids are missing, but never repeated or out of order
+    ids = [f.id for f in frames]
+    assert ids == sorted(set(ids)) and len(ids) + dropped == 12 and ids[-1] == 11
     assert frames[0].image.shape == (48, 64, 3) and frames[0].image.dtype == np.uint8
     assert not np.array_equal(frames[0].image, frames[1].image)  # the pattern moves
     with pytest.raises(SourceError) as info:
