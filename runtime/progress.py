@@ -39,6 +39,8 @@ class _Summary:
         if self._closed:
             return
         self._closed = True
+        if self.n == 0:  # nothing done (failed at the start): no line to add beside the error
+            return
         wall = time.perf_counter() - self._t0
         done = f"{self.n}/{self.total}" if self.total is not None else str(self.n)
         rate = f" ({self.n / wall:.1f} {self.unit}s/s)" if wall > 0 and self.n else ""

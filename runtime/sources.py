@@ -35,6 +35,7 @@ import cv2
 
 from edgepilot.runtime.errors import RUNTIME_FAILURE, SourceError
 from edgepilot.runtime.frame import Frame
+from edgepilot.runtime.options import MAX_SIDE
 from edgepilot.runtime.source_timeouts import (
     DEFAULT_OPEN_TIMEOUT_S,
     DEFAULT_READ_TIMEOUT_S,
@@ -309,8 +310,8 @@ def open_source(spec: str, *, realtime: bool = False, backoff: Backoff | None = 
     timed = {**kwargs, "live": True, "open_timeout_s": open_timeout_s, "read_timeout_s": read_timeout_s}
     if m := _SYNTHETIC.match(spec):
         w, h, fps = int(m.group(1)), int(m.group(2)), float(m.group(3))
-        if w < 8 or h < 8 or fps <= 0:
-            raise SourceError(f"{spec}: synthetic sources need W, H >= 8 and FPS > 0")
+        if not (8 <= w <= MAX_SIDE and 8 <= h <= MAX_SIDE) or not 0 < fps <= 10_000:
+            raise SourceError(f"{spec}: synthetic sources need W, H in 8..{MAX_SIDE} and FPS in (0, 10000]")
         limit = int(m.group(4)) if m.group(4) else None
         return Source(lambda: SyntheticCapture(w, h, fps), description=spec, live=True, limit=limit, **kwargs)
     if spec.startswith("synthetic"):

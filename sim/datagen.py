@@ -26,6 +26,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgepilot.perception.data.layout import (
+    ANNOTATIONS,
+    IMAGES_DIR,
+    LABELS_DIR,
+    MANIFEST,
+    OUR_FILES,
+    frame_stem,
+    image_file,
+    label_file,
+)
 from edgepilot.runtime.errors import EdgepilotError
 from edgepilot.runtime.outputs import check_outputs, write_text_atomic
 from edgepilot.runtime.progress import Progress
@@ -33,8 +43,6 @@ from edgepilot.runtime.progress import progress as progress_bar
 from edgepilot.sim.driver import DriverConfig, PrivilegedView, ScriptedDriver
 from edgepilot.sim.tags import CARLA_TAGS, TAG_IDS
 from edgepilot.sim.types import Autopilot, CameraConfig, Control, Observation, Simulator
-
-OUR_FILES = ("images", "labels", "annotations.json", "manifest.json", "preview.png")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,16 +120,16 @@ def generate(cfg: DatagenConfig, progress: bool = True) -> dict:
 def _generate_into(cfg: DatagenConfig, progress: bool) -> dict:
     from edgepilot.sim.registry import make_simulator
 
-    (cfg.out / "images").mkdir(parents=True, exist_ok=True)
-    (cfg.out / "labels").mkdir(exist_ok=True)
+    (cfg.out / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+    (cfg.out / LABELS_DIR).mkdir(exist_ok=True)
     camera = CameraConfig(width=cfg.width, height=cfg.height)
     driver = ScriptedDriver(DriverConfig(steer_noise=0.02, speed_noise=0.15))
     coco = _coco_skeleton()
     episodes: list[dict] = []
-    bar = progress_bar(cfg.frames, "datagen", "frame", enabled=progress)
     saved = 0
-    try:
-        with make_simulator(cfg.sim, scenario=cfg.scenario, camera=camera) as sim:
+    with make_simulator(cfg.sim, scenario=cfg.scenario, camera=camera) as sim:
+        bar = progress_bar(cfg.frames, "datagen", "frame", enabled=progress)
+        try:
             while saved < cfg.frames:
                 e = len(episodes)
                 n = _episode(sim, driver, cfg, e, min(cfg.per_episode(), cfg.frames - saved), coco, bar)
@@ -129,13 +137,13 @@ def _generate_into(cfg: DatagenConfig, progress: bool) -> dict:
                 episodes.append({"episode": e, "seed": cfg.episode_seed(e), "split": cfg.split(e), "frames": n})
                 if e >= 10 * cfg.frames:
                     raise EdgepilotError(f"{cfg.scenario}: episodes end before any frame is saved", exit_code=1)
-    finally:
-        bar.close()
+        finally:
+            bar.close()
     used = sorted({a["category_id"] for a in coco["annotations"]} | {TAG_IDS["Car"]})
     coco["categories"] = [{"id": t, "name": CARLA_TAGS[t][0], "supercategory": "vehicle"} for t in used]
-    _write_json(cfg.out / "annotations.json", coco)
+    _write_json(cfg.out / ANNOTATIONS, coco)
     manifest = _manifest(cfg, camera, episodes, len(coco["images"]))
-    _write_json(cfg.out / "manifest.json", manifest)
+    _write_json(cfg.out / MANIFEST, manifest)
     return manifest
 
 
@@ -174,17 +182,17 @@ def _pilot(sim: Simulator, driver: ScriptedDriver, seed: int) -> Callable[[Obser
 
 
 def _save(obs: Observation, cfg: DatagenConfig, e: int, k: int, coco: dict) -> None:
-    stem = f"{e:04d}_{k:05d}"
-    image_name = f"images/{stem}.{cfg.fmt}"
+    stem = frame_stem(e, k)
+    image_name, label_name = image_file(stem, cfg.fmt), label_file(stem)
     params = [cv2.IMWRITE_JPEG_QUALITY, 92] if cfg.fmt == "jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
     if not cv2.imwrite(str(cfg.out / image_name), cv2.cvtColor(obs.image, cv2.COLOR_RGB2BGR), params):
         raise EdgepilotError(f"cannot write {cfg.out / image_name}", exit_code=2)
-    if obs.labels is not None and not cv2.imwrite(str(cfg.out / "labels" / f"{stem}.png"), obs.labels):
-        raise EdgepilotError(f"cannot write {cfg.out / 'labels' / stem}.png", exit_code=2)
+    if obs.labels is not None and not cv2.imwrite(str(cfg.out / label_name), obs.labels):
+        raise EdgepilotError(f"cannot write {cfg.out / label_name}", exit_code=2)
     image_id = len(coco["images"]) + 1
     h, w = obs.image.shape[:2]
     coco["images"].append({
-        "id": image_id, "file_name": image_name, "label_file": f"labels/{stem}.png",
+        "id": image_id, "file_name": image_name, "label_file": label_name,
         "width": w, "height": h, "episode": e, "split": cfg.split(e), "frame": obs.frame,
     })
     for b in obs.boxes:

@@ -65,7 +65,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from edgepilot.runtime.bench.gate import GateRule, format_result
-    from edgepilot.runtime.bench.plot import plot_latency
+    from edgepilot.runtime.bench.plot import check_plot_path, plot_latency
     from edgepilot.runtime.bench.report import format_table, load_report, write_report
     from edgepilot.runtime.bench.suite import BenchSettings, build_report, gate_run, run_bench
     from edgepilot.runtime.bundle import load_bundle
@@ -78,6 +78,8 @@ def main(args: argparse.Namespace) -> int:
     check_outputs({"--out": args.out, "--plot": args.plot,
                    "--baseline": args.baseline if args.update_baseline else None},
                   inputs={"--baseline": args.baseline if gating else None})
+    if args.plot:
+        check_plot_path(args.plot)
     bundle = load_bundle(args.model)
     baseline = load_report(args.baseline) if args.baseline and not args.update_baseline else None
     settings = BenchSettings(args.iters, args.warmup, args.repeats, args.device, args.rate, args.deadline_ms,

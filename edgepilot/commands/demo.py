@@ -79,9 +79,17 @@ def main(args: argparse.Namespace) -> int:
     from edgepilot.commands.run import RunOptions, run
     from edgepilot.export import tiny
     from edgepilot.runtime.errors import EdgepilotError
+    from edgepilot.runtime.outputs import check_outputs
 
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise EdgepilotError(f"--out {out}: is a file, not a folder; give a folder", exit_code=2)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EdgepilotError(f"--out {out}: cannot create it ({exc.strerror}); choose another folder",
+                             exit_code=2) from exc
+    check_outputs({}, folders={"--out": out})
     clip = out / "clip.avi"
     try:
         what = make_world_clip(clip, args.frames, args.seed)

@@ -6,10 +6,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edgepilot.runtime.bench.report import BenchRow
-from edgepilot.runtime.errors import require
+from edgepilot.runtime.errors import SinkError, require
 
 # Beyond this max/min spread a linear axis squashes the fast rows into a line.
 LOG_SPREAD = 20.0
+
+
+PLOT_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def check_plot_path(path: str | Path) -> None:
+    """A --plot path matplotlib can write (by its extension); SinkError (exit 2) otherwise."""
+    if Path(path).suffix.lower() not in PLOT_FORMATS:
+        raise SinkError(f"--plot {path}: unknown image extension {Path(path).suffix!r}; use {', '.join(PLOT_FORMATS)}")
 
 
 def plot_latency(rows: Sequence[BenchRow], path: str | Path, title: str = "latency") -> Path | None:

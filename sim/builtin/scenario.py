@@ -55,8 +55,8 @@ class ScenarioConfig:
 
 
 def available_scenarios() -> list[str]:
-    """Names of the YAML scenarios shipped in ``configs/sim``."""
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+    """Names of the built-in world's YAML scenarios shipped in ``configs/sim`` (not CARLA's table)."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if not p.stem.startswith("carla"))
 
 
 def load_scenario(name: str, **overrides: Any) -> ScenarioConfig:
