@@ -1,0 +1,1 @@
+"""Datasets: the datagen folder layout, readers for datagen and user data, augmentation."""
