@@ -44,6 +44,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edgepilot.runtime.outputs import write_text_atomic
+
 RESULTS = Path(__file__).resolve().parent / "results" / "loop_cpu.json"
 
 
@@ -172,7 +174,7 @@ def main() -> None:
         "all_pass": all(t["pass"] for t in targets),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    write_text_atomic(args.out, json.dumps(doc, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgepilot.runtime.outputs import write_text_atomic
 from edgepilot.sim.builtin.world import BuiltinSimulator
 from edgepilot.sim.driver import ScriptedDriver
 from edgepilot.sim.types import CameraConfig
@@ -78,7 +79,7 @@ def main() -> None:
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=1) + "\n")
+    write_text_atomic(args.out, json.dumps(record, indent=1) + "\n")
     print(f"{args.scenario} {h}x{w}: {record['steps_per_s']:.1f} steps/s on {record['cpu']} -> {args.out}")
 
 

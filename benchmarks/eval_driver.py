@@ -12,6 +12,7 @@ import json
 from importlib import metadata
 from pathlib import Path
 
+from edgepilot.runtime.outputs import write_text_atomic
 from edgepilot.sim.builtin.world import BuiltinSimulator
 from edgepilot.sim.driver import ScriptedDriver
 from edgepilot.sim.metrics import EpisodeMeter, EpisodeScore, summarise
@@ -55,7 +56,7 @@ def main() -> None:
               f"{summary['route_completion']:.3f}, collisions/km {summary['collisions_per_km']:.2f}, "
               f"off-road {summary['off_road_share']:.3f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    write_text_atomic(args.out, json.dumps(report, indent=1) + "\n")
 
 
 if __name__ == "__main__":

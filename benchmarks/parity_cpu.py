@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgepilot.runtime.outputs import write_text_atomic
+
 RESULTS = Path(__file__).resolve().parent / "results" / "parity_cpu.json"
 
 
@@ -40,7 +42,7 @@ def main() -> None:
         "ort_fp16_vs_fp32_max_abs": float(np.abs(ref - half).max()),
         "ort_fp16_vs_fp32_argmax_agreement": float((ref.argmax(1) == half.argmax(1)).mean()),
     }
-    RESULTS.write_text(json.dumps(doc, indent=2) + "\n")
+    write_text_atomic(RESULTS, json.dumps(doc, indent=2) + "\n")
     print(json.dumps(doc, indent=2))
 
 
