@@ -8,14 +8,14 @@ PY     := $(VENV)/bin/python
 # CPU torch: on the project machines pip finds the CPU wheel on local disk.
 # Elsewhere point pip at a CPU wheel index, e.g. make TORCH="torch==2.13.0 --index-url <cpu index>"
 TORCH  ?= torch==2.13.0
-EXTRAS ?= onnx,sim,train,bench,dev
+EXTRAS ?= onnx,openvino,sim,train,bench,dev
 STAMP  := $(VENV)/.installed
 
 .PHONY: venv demo test lint bench clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"

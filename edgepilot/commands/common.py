@@ -14,12 +14,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from edgepilot.runtime.bundle import PRECISIONS
-from edgepilot.runtime.engines import BACKENDS, describe_options
+from edgepilot.runtime.engines import BACKEND_CHOICES, BACKENDS, describe_options
 from edgepilot.runtime.engines.base import parse_device
 from edgepilot.runtime.errors import EdgepilotError
 from edgepilot.runtime.options import parse_engine_opt, parse_shape
 
-BACKEND_HELP = "null runs no model (for testing the loop)"
+BACKEND_HELP = ("auto picks the fastest installed one for the device and says why; "
+                "null runs no model (for testing the loop)")
 
 
 def _argtype(parse: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -55,16 +56,16 @@ def add_engine_arguments(p: argparse.ArgumentParser, *, many: bool = False) -> N
     """``--backend --precision --shape`` (or the comma-list ``--backends --precisions --shapes``
     with ``many``), ``--device`` and repeatable ``--engine-opt KEY=VALUE``."""
     g = p.add_argument_group("engine")
-    names = ", ".join(BACKENDS)
+    names = ", ".join(BACKEND_CHOICES)
     if many:
-        g.add_argument("--backends", type=_argtype(_one_of("backend", list(BACKENDS))), default=["ort"],
+        g.add_argument("--backends", type=_argtype(_one_of("backend", list(BACKEND_CHOICES))), default=["ort"],
                        metavar="LIST", help=f"comma-separated backends from {names} (default: ort; {BACKEND_HELP})")
         g.add_argument("--precisions", type=_argtype(_one_of("precision", PRECISIONS)), default=["fp32"],
                        metavar="LIST", help=f"comma-separated precisions from {', '.join(PRECISIONS)} (default: fp32)")
         g.add_argument("--shapes", type=_argtype(_shapes), default=[None], metavar="LIST",
                        help="comma-separated HxW input sizes or 'native' (default: the bundle's own)")
     else:
-        g.add_argument("--backend", default="ort", choices=list(BACKENDS),
+        g.add_argument("--backend", default="ort", choices=list(BACKEND_CHOICES),
                        help=f"inference backend (default: ort; {BACKEND_HELP})")
         g.add_argument("--precision", default="fp32", choices=PRECISIONS, help="default: fp32")
         g.add_argument("--shape", "--shapes", dest="shape", type=_argtype(parse_shape), default=None, metavar="HxW",

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from edgepilot.commands.common import int_in
-from edgepilot.runtime.engines import BACKENDS
+from edgepilot.runtime.engines import BACKEND_CHOICES
 
 NAME = "demo"
 HELP = "run the loop end to end on a built-in clip (writes video, JSONL and report)"
@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: out/demo)")
     p.add_argument("--frames", type=int_in(1, 100_000), default=150, help="frames in the clip (default: 150)")
     p.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0, help="world seed (default: 0)")
-    p.add_argument("--backend", default="ort", choices=list(BACKENDS), help="inference backend (default: ort)")
+    p.add_argument("--backend", default="ort", choices=list(BACKEND_CHOICES), help="inference backend (default: ort)")
 
 
 def make_world_clip(path: Path, frames: int, seed: int, hw: tuple[int, int] = (256, 512)) -> str:

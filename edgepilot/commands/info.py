@@ -55,8 +55,19 @@ def backends() -> dict[str, dict[str, Any]]:
     ort, o = _probe("onnxruntime")
     if ort is not None:
         o["providers"] = list(ort.get_available_providers())
+    ov, v = _probe("openvino")
+    if ov is not None:
+        v["devices"] = list(ov.Core().available_devices)
     _, trt = _probe("tensorrt")
-    return {"null": {"installed": True}, "torch": t, "onnxruntime": o, "tensorrt": trt}
+    return {"null": {"installed": True}, "torch": t, "onnxruntime": o, "openvino": v, "tensorrt": trt}
+
+
+def auto_choice() -> dict[str, str]:
+    """What ``--backend auto`` runs on this CPU per precision, and why."""
+    from edgepilot.runtime.bundle import PRECISIONS
+    from edgepilot.runtime.engines import choose_backend
+
+    return {p: "{} ({})".format(*choose_backend(p, "cpu")[0]) for p in PRECISIONS}
 
 
 def versions() -> dict[str, str | None]:
@@ -103,7 +114,11 @@ def _text(report: dict[str, Any]) -> str:
             extra = f", CUDA: {', '.join(b['gpus']) if b['cuda'] else 'no'}"
         if "providers" in b:
             extra = f", providers: {', '.join(b['providers'])}"
+        if "devices" in b:
+            extra = f", devices: {', '.join(b['devices'])}"
         lines.append(f"  {name}: {state}{extra}")
+    lines.append("--backend auto on cpu:")
+    lines += [f"  {p}: {choice}" for p, choice in report["auto"].items()]
     m = report.get("bundle")
     if m:
         lines += [f"bundle: {m['name']} ({m['path']})", f"  task: {m['task']}, opset {m['opset']}",
@@ -120,7 +135,7 @@ def _text(report: dict[str, Any]) -> str:
 def main(args: argparse.Namespace) -> int:
     # The bundle is validated first so a bad --model fails before the slow backend imports.
     summary = bundle_summary(args.model) if args.model else None
-    report: dict[str, Any] = {"versions": versions(), "backends": backends()}
+    report: dict[str, Any] = {"versions": versions(), "backends": backends(), "auto": auto_choice()}
     if summary is not None:
         report["bundle"] = summary
     print(json.dumps(report, indent=2) if args.json else _text(report))

@@ -3,25 +3,45 @@
 ``load_engine(bundle, backend="ort", precision="fp32", device="cpu")`` is the one
 place a backend is chosen; each backend lives in ``ops_<name>.py``.
 ``describe_options(backend)`` lists the ``--engine-opt`` keys a backend declares.
+
+``backend="auto"`` is a name of the registry, not a backend: :func:`choose_backend`
+picks a registered one (on a CPU the fastest installed, by the measured order
+:data:`CPU_PREFERENCE`) and the engine's ``describe()`` says which and why
+(``chosen_by``). :data:`BACKEND_CHOICES` is every name ``load_engine`` accepts.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from pathlib import Path
 from typing import Any
 
 from edgepilot.runtime.bundle import Bundle, load_bundle
-from edgepilot.runtime.engines.base import Engine
+from edgepilot.runtime.engines.base import Engine, parse_device
 from edgepilot.runtime.engines.options import Option, describe_specs, validate_options
-from edgepilot.runtime.errors import EngineError
+from edgepilot.runtime.errors import DeviceError, EngineError, MissingExtraError
 
 BACKENDS = {
     "null": "edgepilot.runtime.engines.ops_null:NullEngine",
     "ort": "edgepilot.runtime.engines.ops_ort:OrtEngine",
     "torch": "edgepilot.runtime.engines.ops_torch:TorchEngine",
     "trt": "edgepilot.runtime.engines.ops_trt:TrtEngine",
+    "openvino": "edgepilot.runtime.engines.ops_openvino:OpenVinoEngine",
 }
+AUTO = "auto"
+BACKEND_CHOICES = (*BACKENDS, AUTO)
+# The library each CPU candidate of ``auto`` needs; looked up with find_spec, never imported here.
+LIBRARIES = {"openvino": "openvino", "ort": "onnxruntime"}
+# CPU backends fastest first per precision: the engine p50 order benchmarks/bench_cpu_compare.py
+# measured on its YOLOv8n-class detector, same thread count for both (tests check it against the
+# committed JSON). On tiny graphs (the 3-conv demo net) ort is faster at every precision.
+CPU_PREFERENCE: dict[str, tuple[str, ...]] = {
+    "fp32": ("openvino", "ort"),
+    "fp16": ("openvino", "ort"),
+    "int8": ("openvino", "ort"),
+}
+CPU_EVIDENCE = "benchmarks/results/cpu_compare.json"
 
 
 def engine_class(backend: str) -> type[Engine]:
@@ -41,13 +61,59 @@ def describe_options(backend: str) -> list[str]:
     return describe_specs(engine_class(backend).OPTIONS)
 
 
+def choose_backend(precision: str = "fp32", device: str = "cpu") -> list[tuple[str, str]]:
+    """What ``auto`` would run, best first: (backend, why) for each installed candidate.
+
+    On a CPU: the backends of ``CPU_PREFERENCE[precision]`` whose library is
+    installed. On CUDA: ort, whose provider ``auto`` already takes TensorRT,
+    then CUDA. Imports nothing heavy (``info`` can call it).
+    """
+    if parse_device(device).kind != "cpu":
+        return [("ort", "auto: on cuda, ort (its provider auto takes TensorRT, then CUDA)")]
+    order = CPU_PREFERENCE.get(precision, ("ort",))
+    installed = [b for b in order if importlib.util.find_spec(LIBRARIES[b]) is not None]
+    out = []
+    for rank, name in enumerate(installed):
+        faster = order[:order.index(name)]
+        why = (f"auto: {name} is the fastest installed CPU backend for {precision} on the YOLOv8n-class "
+               f"benchmark ({CPU_EVIDENCE})")
+        if rank > 0:
+            why = f"auto: {name}, the next installed CPU backend for {precision}"
+        elif faster:
+            why = (f"auto: {name}; {', '.join(faster)} is faster for {precision} but not installed "
+                   f"(pip install 'edgepilot[{faster[0]}]'; {CPU_EVIDENCE})")
+        out.append((name, why))
+    return out or [("ort", "auto: no measured CPU backend is installed; ort")]
+
+
 def load_engine(bundle: Bundle | str | Path, backend: str = "ort", precision: str = "fp32",
                 device: str = "cpu", hw: tuple[int, int] | None = None, **options: Any) -> Engine:
-    """Build an engine for a bundle (a loaded Bundle or a folder path)."""
+    """Build an engine for a bundle (a loaded Bundle or a folder path); ``backend="auto"`` chooses one.
+
+    With ``auto`` a candidate that cannot run here (its library fails to
+    import, or it cannot compile this graph: EngineError, exit 1) hands over to
+    the next, and ``chosen_by`` says so; bad input (the bundle, an option, the
+    device) is raised as it is.
+    """
     if not isinstance(bundle, Bundle):
         bundle = load_bundle(bundle)
-    return engine_class(backend).from_bundle(bundle, precision, device, hw, **options)
+    if backend != AUTO:
+        return engine_class(backend).from_bundle(bundle, precision, device, hw, **options)
+    candidates = choose_backend(precision, device)
+    failed: list[str] = []
+    for rank, (name, why) in enumerate(candidates):
+        try:
+            engine = engine_class(name).from_bundle(bundle, precision, device, hw, **options)
+        except (EngineError, MissingExtraError) as exc:
+            usable = isinstance(exc, MissingExtraError) or (exc.exit_code == 1 and not isinstance(exc, DeviceError))
+            if rank == len(candidates) - 1 or not usable:
+                raise
+            failed.append(f"{name} failed ({exc})")
+            continue
+        engine.chosen_by = why if not failed else f"auto: {name}, as {'; '.join(failed)}"
+        return engine
+    raise AssertionError("choose_backend returned no candidate")  # it always returns at least one
 
 
-__all__ = ["BACKENDS", "Engine", "Option", "describe_options", "engine_class", "load_engine",
-           "validate_options"]
+__all__ = ["AUTO", "BACKENDS", "BACKEND_CHOICES", "CPU_EVIDENCE", "CPU_PREFERENCE", "Engine", "Option", "choose_backend",
+           "describe_options", "engine_class", "load_engine", "validate_options"]

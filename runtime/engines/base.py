@@ -70,6 +70,7 @@ class Engine(ABC):
         self.bundle = bundle
         self.precision = precision
         self.hw = hw
+        self.chosen_by: str | None = None  # why load_engine(backend="auto") picked this backend
         self.options: dict[str, Any] = validate_options(self.OPTIONS, options, self.backend)
 
     @classmethod
@@ -122,8 +123,11 @@ class Engine(ABC):
         """Wait for queued device work (no-op on CPU); benchmarks call it before reading clocks."""
 
     def describe(self) -> dict[str, Any]:
-        """What actually runs: backend, device, precision and backend details (provider, versions)."""
-        return {"backend": self.backend, "device": str(self.device), "precision": self.precision}
+        """What actually runs: backend, device, precision, why it was chosen, backend details."""
+        info: dict[str, Any] = {"backend": self.backend, "device": str(self.device), "precision": self.precision}
+        if self.chosen_by:
+            info["chosen_by"] = self.chosen_by
+        return info
 
     def close(self) -> None:
         """Release device memory and sessions. Idempotent."""

@@ -29,7 +29,8 @@ def test_info_json_reports_versions_and_backends() -> None:
     assert report["versions"]["python"] == ".".join(map(str, sys.version_info[:3]))
     ort = report["backends"]["onnxruntime"]
     assert ort["installed"] is True and "CPUExecutionProvider" in ort["providers"]
-    assert set(report["backends"]) == {"null", "torch", "onnxruntime", "tensorrt"}
+    assert set(report["backends"]) == {"null", "torch", "onnxruntime", "openvino", "tensorrt"}
+    assert set(report["auto"]) == {"fp32", "fp16", "int8"} and all(v.split()[0] in ("openvino", "ort") for v in report["auto"].values())
     assert "bundle" not in report
 
 
