@@ -1,0 +1,1 @@
+"""Metrics: mIoU from a confusion matrix, COCO AP through pycocotools."""

@@ -1,0 +1,1 @@
+"""Models in plain torch: Fast-SCNN segmentation and a CenterNet-style detector."""
