@@ -83,6 +83,27 @@ def supports_in_graph(bundle: Bundle) -> bool:
     return in_graph_blocker(bundle) is None
 
 
+_CORE: list[Any] = []
+
+
+def shared_core(ov: Any) -> Any:
+    """One ``openvino.Core`` for the process, never released.
+
+    A Core loads its device plugins and frontends as shared libraries and unloads
+    them when the last Core goes; a library that installed a signal handler and is
+    then unloaded leaves the process with a dangling handler, and the next Ctrl-C
+    (SIGINT) crashes it (seen here: a segfault on SIGINT after an engine was
+    garbage-collected). Keeping one Core alive keeps them loaded; it also makes
+    the second engine faster to build. The ONNX is read into memory (no mmap), so
+    a bundle re-exported in place cannot pull pages from under a running engine.
+    """
+    if not _CORE:
+        core = ov.Core()
+        core.set_property({ov.properties.enable_mmap(): False})
+        _CORE.append(core)
+    return _CORE[0]
+
+
 class OpenVinoEngine(Engine):
     backend = "openvino"
     devices = ("cpu",)
@@ -109,7 +130,7 @@ class OpenVinoEngine(Engine):
             raise EngineError(f"engine option preprocess=graph for the openvino backend: {blocker}; "
                               "use preprocess=host (the default)", exit_code=2)
         ov: Any = require("openvino", "openvino", "the openvino backend")
-        self._ov, self.core = ov, ov.Core()
+        self._ov, self.core = ov, shared_core(ov)
         self.source = bundle.file("int8" if precision == "int8" else "fp32")
         self.model_path = fp16_ir(ov, self.core, bundle) if precision == "fp16" else self.source
         self.source_sha256 = file_sha256(self.source)

@@ -379,3 +379,19 @@ def test_run_with_backend_auto_reports_what_ran_and_why(bundles: dict[str, Path]
                      "--no-progress", "--report", str(report)]) == 0
     engine = json.loads(report.read_text())["engine"]
     assert engine["backend"] == "openvino" and engine["chosen_by"].startswith("auto: openvino")
+
+
+def test_zz_ctrl_c_after_engines_were_released_does_not_crash() -> None:
+    """Regression: once the engines above were garbage-collected, the next SIGINT crashed the
+    process (a released Core unloaded libraries that had installed signal handlers). Runs last
+    in this file on purpose; every engine above is gone by now."""
+    import gc
+    import signal
+
+    from edgepilot.runtime.engines.ops_openvino import shared_core
+
+    gc.collect()
+    ov = pytest.importorskip("openvino")
+    assert shared_core(ov) is shared_core(ov)
+    with pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGINT)
