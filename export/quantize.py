@@ -1,0 +1,156 @@
+"""INT8: a Q/DQ ONNX graph calibrated on real frames, chosen by measured accuracy.
+
+The layout TensorRT consumes: symmetric signed int8 activations and weights,
+per-channel weights, zero-point 0 (``quantize_static`` with ``QuantFormat.QDQ``,
+``ActivationSymmetric``/``WeightSymmetric``), after ``quant_pre_process``
+(shape inference and ORT's graph optimisations, e.g. BatchNorm folded into the
+convolutions, so scales are taken where the deployed graph has tensors).
+
+Calibration frames are the ``--calib`` datagen frames fed through the runtime's
+preprocessing (:class:`~edgepilot.export.frames.InputFeeder`), so calibration
+sees what inference sees. Each method of :data:`METHODS` is tried and the one
+with the best accuracy on ``--val`` kept; when it still misses FP32 by more than
+:data:`MAX_DROP_POINTS`, the sensitive ends of the network (the first
+convolution, which sees raw pixels, and the head convolutions that produce the
+outputs) are kept in float, in that order of groups, until it does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import shutil
+import tempfile
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgepilot.export.accuracy import headline
+from edgepilot.export.frames import Frames, InputFeeder, frames_sha256
+from edgepilot.runtime.bundle import Bundle
+from edgepilot.runtime.errors import EdgepilotError, require
+
+METHODS = ("MinMax", "Entropy", "Percentile")
+MAX_DROP_POINTS = 1.0  # mIoU or AP50 points INT8 may lose against FP32 before nodes stay in float
+Score = Callable[[], dict[str, Any]]  # accuracy of the bundle's current model.int8.onnx
+
+
+def _reader(bundle: Bundle, fr: Frames) -> Any:
+    q: Any = require("onnxruntime.quantization", "onnx", "INT8 calibration")
+    feed = InputFeeder(bundle)
+    tensors = [feed(s.image)[0] for s in fr.samples()]
+
+    class FrameReader(q.CalibrationDataReader):  # type: ignore[misc]
+        """The calibration frames, preprocessed once, fed one at a time."""
+
+        def __init__(self) -> None:
+            self._it = iter(tensors)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            x = next(self._it, None)
+            return None if x is None else {feed.name: x}
+
+        def rewind(self) -> None:
+            self._it = iter(tensors)
+
+    return FrameReader()
+
+
+def quantize(pre: Path, dst: Path, bundle: Bundle, calib: Frames, method: str, exclude: list[str]) -> Path:
+    """Q/DQ INT8 graph of the pre-processed FP32 graph ``pre``, calibrated by ``method``, to ``dst``."""
+    q: Any = require("onnxruntime.quantization", "onnx", "INT8 quantisation")
+    with contextlib.redirect_stdout(io.StringIO()):  # the calibrators print their progress
+        q.quantize_static(str(pre), str(dst), _reader(bundle, calib), quant_format=q.QuantFormat.QDQ,
+                          activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8, per_channel=True,
+                          calibrate_method=getattr(q.CalibrationMethod, method), nodes_to_exclude=exclude or None,
+                          extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+    return dst
+
+
+def sensitive_nodes(model_path: Path) -> dict[str, list[str]]:
+    """{"first_conv": [...], "heads": [...]}: the graph's first Conv and the Convs nearest its outputs
+    (walking back from each output, or from a final ArgMax's input, through non-Conv nodes)."""
+    onnx: Any = require("onnx", "onnx", "INT8 quantisation")
+    g = onnx.load(str(model_path)).graph
+    producer = {o: n for n in g.node for o in n.output}
+    convs = [n for n in g.node if n.op_type == "Conv"]
+    starts = [n.input[0] for n in g.node if n.op_type == "ArgMax"] or [o.name for o in g.output]
+    heads: list[str] = []
+    todo, seen = deque(starts), set()
+    while todo:
+        node = producer.get(todo.popleft())
+        if node is None or node.name in seen:
+            continue
+        seen.add(node.name)
+        if node.op_type == "Conv":
+            heads.append(node.name)
+        else:
+            todo.extend(node.input)
+    return {"first_conv": [convs[0].name] if convs else [], "heads": heads}
+
+
+def _try(pre: Path, work: Path, bundle: Bundle, calib: Frames, method: str, exclude: list[str],
+         score: Score) -> tuple[Path, dict[str, Any]]:
+    dst = work / f"int8.{method}.{len(exclude)}.onnx"
+    quantize(pre, dst, bundle, calib, method, exclude)
+    shutil.copyfile(dst, bundle.path_of("int8"))
+    return dst, score()
+
+
+def select_int8(bundle: Bundle, calib: Frames, fp32: dict[str, Any], score: Score, *,
+                methods: tuple[str, ...] = METHODS, tick: Callable[[], Any] = lambda: None) -> dict[str, Any]:
+    """Write the bundle's ``model.int8.onnx``: the best of ``methods`` by ``score`` (then float exclusions
+    if it misses ``fp32`` by more than MAX_DROP_POINTS). Returns the calibration record:
+    {"method", "frames", "sha256", "excluded_nodes", "why", "methods" (method -> points), "accuracy"}."""
+    q: Any = require("onnxruntime.quantization", "onnx", "INT8 quantisation")
+    task, ref = bundle.task, headline(bundle.task, fp32)
+    sha, n = frames_sha256(calib.samples())
+    if n == 0:
+        raise EdgepilotError(f"--calib {', '.join(calib.folders)}: no frames; INT8 needs real frames", exit_code=2)
+    with tempfile.TemporaryDirectory(prefix="edgepilot-int8-") as tmp:
+        work = Path(tmp)
+        pre = work / "pre.onnx"
+        logging.getLogger("onnxruntime.quantization").setLevel(logging.WARNING)  # per-step INFO lines
+        q.quant_pre_process(str(bundle.file("fp32")), str(pre))
+        tried: dict[str, tuple[Path, dict[str, Any]]] = {}
+        for m in methods:
+            tried[m] = _try(pre, work, bundle, calib, m, [], score)
+            tick()
+        method = max(tried, key=lambda k: headline(task, tried[k][1]))
+        best, acc = tried[method]
+        points = {m: round(headline(task, a), 3) for m, (_, a) in tried.items()}
+        excluded: list[str] = []
+        why = f"{method} scored best of {', '.join(methods)} on --val; no node needed float"
+        if ref - headline(task, acc) > MAX_DROP_POINTS:
+            best, acc, excluded, why = _exclude(pre, work, bundle, calib, method, score, ref, (best, acc))
+        shutil.copyfile(best, bundle.path_of("int8"))
+    return {"method": method, "frames": n, "sha256": sha, "folders": list(calib.folders),
+            "excluded_nodes": excluded, "why": why, "methods": points, "accuracy": acc,
+            "format": "QDQ int8 symmetric, per-channel weights"}
+
+
+def _exclude(pre: Path, work: Path, bundle: Bundle, calib: Frames, method: str, score: Score, ref: float,
+             best: tuple[Path, dict[str, Any]]) -> tuple[Path, dict[str, Any], list[str], str]:
+    """Keep growing groups of sensitive nodes in float until INT8 is within MAX_DROP_POINTS of FP32."""
+    task = bundle.task
+    groups = sensitive_nodes(pre)
+    plans = [("the first conv", groups["first_conv"]), ("the head convs", groups["heads"]),
+             ("the first conv and the head convs", groups["first_conv"] + groups["heads"])]
+    drop0 = ref - headline(task, best[1])
+    chosen: tuple[Path, dict[str, Any], list[str], str] = (
+        *best, [], f"{method} missed FP32 by {drop0:.2f} points and no float exclusion helped")
+    for label, nodes in plans:
+        if not nodes:
+            continue
+        path, acc = _try(pre, work, bundle, calib, method, nodes, score)
+        drop = ref - headline(task, acc)
+        if headline(task, acc) > headline(task, chosen[1]):
+            chosen = (path, acc, nodes, f"{method} missed FP32 by {drop0:.2f} points; keeping {label} in float "
+                                        f"brings it to {drop:.2f}")
+        if drop <= MAX_DROP_POINTS:
+            break
+    return chosen
