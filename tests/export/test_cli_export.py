@@ -27,3 +27,14 @@ def test_export_command_writes_a_bundle_info_accepts(det_ckpt, frames_dir, tmp_p
     assert main(["export", str(det_ckpt), "--task", "det", "--out", str(out), "--val", str(frames_dir)]) == 2
     assert main(["export", str(det_ckpt), "--task", "det", "--out", str(tmp_path / "x"), "--int8",
                  "--val", str(frames_dir)]) == 2
+
+
+def test_missing_parent_folders_are_created_and_a_file_is_refused(tmp_path):
+    from edgepilot.export.bundle import prepare_out
+    from edgepilot.runtime.errors import EdgepilotError
+
+    prepare_out(tmp_path / "models" / "seg", force=False)  # regression: "models" used to be required
+    assert (tmp_path / "models" / "seg").is_dir()
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(EdgepilotError, match="is a file, not a folder"):
+        prepare_out(tmp_path / "f", force=False)
