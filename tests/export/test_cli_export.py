@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from edgepilot import cli
 from edgepilot.cli import main
 from edgepilot.commands import export
