@@ -1,9 +1,9 @@
 """``edgepilot demo``: the main job on the built-in default, no downloads, no GPU.
 
-Until the trained reference models land, the demo runs the loop over a clip
-rendered by the built-in world (or a generated pattern when the ``[sim]`` extra
-is missing) with a tiny *untrained* segmentation bundle, and says so: the
-overlay is meaningless, the latency report is real.
+The demo runs the loop over a clip rendered by the built-in world (or a
+generated pattern when the ``[sim]`` extra is missing) with the trained
+reference segmentation bundle ``models/seg`` of a source checkout; without it
+(an installed wheel) a tiny *untrained* net stands in, and the demo says so.
 """
 
 from __future__ import annotations
@@ -22,11 +22,10 @@ Render a short clip from the built-in world (highway scenario, no server needed;
 a generated pattern if the [sim] extra is not installed), build a tiny untrained
 segmentation bundle, and run `edgepilot run` over the clip with the ort backend.
 
-Writes into --out (default out/demo): clip.avi, bundle/, annotated.mp4,
-results.jsonl and report.json, and prints the latency table.
-
-NOTE: the model is untrained (random weights) until the reference models land;
-the demo shows the loop, its outputs and its latency report, not perception quality.
+Writes into --out (default out/demo): clip.avi, annotated.mp4, results.jsonl and
+report.json, and prints the latency table. The model is the trained reference
+bundle models/seg of a source checkout; where that is absent (an installed wheel)
+a tiny *untrained* net is built into out/demo/bundle and the demo says so.
 
 example:
   edgepilot demo --frames 120 --out out/demo
@@ -42,6 +41,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int_in(1, 100_000), default=150, help="frames in the clip (default: 150)")
     p.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0, help="world seed (default: 0)")
     p.add_argument("--backend", default="ort", choices=list(BACKEND_CHOICES), help="inference backend (default: ort)")
+    p.add_argument("--model", type=Path, default=None, metavar="BUNDLE",
+                   help="segmentation bundle (default: the trained models/seg of a source checkout, else a "
+                        "tiny untrained net)")
+
+
+def reference_bundle(root: Path | None = None) -> Path | None:
+    """The trained ``models/seg`` beside the package in a source checkout (None elsewhere, e.g. a wheel)."""
+    import edgepilot
+
+    base = root if root is not None else Path(edgepilot.__file__).resolve().parents[1]
+    folder = base / "models" / "seg"
+    return folder if (folder / "meta.json").is_file() else None
+
+
+def _describe(bundle_path: Path) -> str:
+    """One line on the bundle: its held-out FP32 accuracy from meta.json when it has one."""
+    from edgepilot.runtime.bundle import load_bundle
+
+    acc = load_bundle(bundle_path).meta.get("accuracy", {}).get("fp32", {})
+    if "miou" in acc:
+        return f"trained segmentation bundle, held-out mIoU {acc['miou'] * 100:.1f} (meta.json)"
+    return "segmentation bundle (no measured accuracy in its meta.json)"
 
 
 def make_world_clip(path: Path, frames: int, seed: int, hw: tuple[int, int] = (256, 512)) -> str:
@@ -96,13 +117,19 @@ def main(args: argparse.Namespace) -> int:
     except (ImportError, EdgepilotError) as exc:
         log.info("built-in world unavailable (%s); using a generated pattern", str(exc).splitlines()[0])
         what = make_pattern_clip(clip, args.frames)
-    bundle = tiny.segmentation_bundle(out / "bundle", hw=(256, 512), width=16)
+    bundle = args.model or reference_bundle()
+    note = "" if bundle is not None else UNTRAINED_NOTE
     print(f"clip: {what} -> {clip}")
-    print(f"model: {bundle} (tiny segmentation net, argmax in the graph)")
-    print(UNTRAINED_NOTE)
+    if bundle is None:
+        bundle = tiny.segmentation_bundle(out / "bundle", hw=(256, 512), width=16)
+        print(f"model: {bundle} (tiny segmentation net, argmax in the graph)")
+        print(note)
+    else:
+        print(f"model: {bundle} ({_describe(bundle)})")
     code = run(RunOptions(str(clip), str(bundle), backend=args.backend, out=str(out / "annotated.mp4"),
                           jsonl=str(out / "results.jsonl"), report=str(out / "report.json")))
     if code == 0:
         print(f"wrote {out / 'annotated.mp4'}, {out / 'results.jsonl'}, {out / 'report.json'}")
-        print(UNTRAINED_NOTE)
+        if note:
+            print(note)
     return code

@@ -1,4 +1,4 @@
-"""``edgepilot demo`` smoke test: a tiny run writes every artefact and says the model is untrained."""
+"""``edgepilot demo`` smoke test: a tiny run writes every artefact with the trained reference bundle."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_demo_writes_artefacts_and_says_untrained(tmp_path: Path) -> None:
+def test_demo_writes_artefacts_with_the_trained_bundle(tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-m", "edgepilot.cli", "demo", "--frames", "12", "--out", str(tmp_path)],
                           capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "untrained" in proc.stdout
+    assert "untrained" not in proc.stdout and "models/seg (trained segmentation bundle, held-out mIoU" in proc.stdout
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["frames"] == 12 and report["stopped"] == "end"
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 12
@@ -32,3 +32,10 @@ def test_demo_rejects_zero_frames(tmp_path: Path) -> None:
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2 and proc.stderr.strip().startswith("error: edgepilot demo: argument --frames: 0 is out of range")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_the_reference_bundle_is_found_only_in_a_source_checkout(tmp_path: Path) -> None:
+    from edgepilot.commands.demo import reference_bundle
+
+    assert reference_bundle(tmp_path) is None  # a wheel has no models/ beside the package
+    assert reference_bundle(ROOT) == ROOT / "models" / "seg"
