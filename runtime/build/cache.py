@@ -29,6 +29,22 @@ from edgepilot.runtime.bundle import Bundle
 from edgepilot.runtime.errors import BundleError, EngineError
 
 
+def shape_items(input_shapes: Mapping[str, Any]) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """Input shapes as sorted (name, dims) pairs, so a fingerprint does not depend on their order."""
+    return tuple(sorted((str(k), tuple(int(d) for d in v)) for k, v in input_shapes.items()))
+
+
+def checked_fields(cls: type, data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``data``'s ``input_shapes`` if its keys are exactly ``cls``'s fields (a fingerprint's JSON)."""
+    names = {f.name for f in fields(cls)}
+    if set(data) != names:
+        raise ValueError(f"fields {sorted(set(data) ^ names)} missing or unexpected")
+    shapes = data["input_shapes"]
+    if not isinstance(shapes, Mapping):
+        raise TypeError("input_shapes must be an object")
+    return shapes
+
+
 @dataclass(frozen=True, slots=True)
 class Fingerprint:
     """Everything a built engine depends on. ``input_shapes``: name -> concrete shape."""
@@ -46,9 +62,8 @@ class Fingerprint:
              precision: str, input_shapes: Mapping[str, tuple[int, ...]],
              calibration_sha256: str | None = None) -> Fingerprint:
         """Build from a shape mapping (sorted by name so the key does not depend on order)."""
-        shapes = tuple(sorted((str(k), tuple(int(d) for d in v)) for k, v in input_shapes.items()))
         return Fingerprint(onnx_sha256, tensorrt_version, gpu_name, compute_capability,
-                           precision, shapes, calibration_sha256)
+                           precision, shape_items(input_shapes), calibration_sha256)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict; shapes become ``{name: [dims]}``."""
@@ -59,12 +74,7 @@ class Fingerprint:
     @staticmethod
     def from_json(data: Mapping[str, Any]) -> Fingerprint:
         """Inverse of :meth:`to_json`; raises KeyError/TypeError/ValueError on malformed data."""
-        names = {f.name for f in fields(Fingerprint)}
-        if set(data) != names:
-            raise ValueError(f"fields {sorted(set(data) ^ names)} missing or unexpected")
-        shapes = data["input_shapes"]
-        if not isinstance(shapes, Mapping):
-            raise TypeError("input_shapes must be an object")
+        shapes = checked_fields(Fingerprint, data)
         calib = data["calibration_sha256"]
         return Fingerprint.make(str(data["onnx_sha256"]), str(data["tensorrt_version"]),
                                 str(data["gpu_name"]), str(data["compute_capability"]),

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from edgepilot.runtime.build.cache import checked_fields, shape_items
 from edgepilot.runtime.bundle import Bundle, file_sha256
 from edgepilot.runtime.errors import BundleError, EngineError
 from edgepilot.runtime.outputs import write_text_atomic
@@ -62,9 +63,8 @@ class OvFingerprint:
     def make(onnx_sha256: str, openvino_version: str, device_name: str, precision: str,
              inference_precision: str, input_shapes: Mapping[str, tuple[int, ...]],
              preprocess: Mapping[str, Any] | None, config: Mapping[str, Any]) -> OvFingerprint:
-        shapes = tuple(sorted((str(k), tuple(int(d) for d in v)) for k, v in input_shapes.items()))
         return OvFingerprint(onnx_sha256, openvino_version, device_name, precision, inference_precision,
-                             shapes, _canonical(preprocess) if preprocess else "", _canonical(config))
+                             shape_items(input_shapes), _canonical(preprocess) if preprocess else "", _canonical(config))
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -74,15 +74,9 @@ class OvFingerprint:
     @staticmethod
     def from_json(data: Mapping[str, Any]) -> OvFingerprint:
         """Inverse of :meth:`to_json`; raises KeyError/TypeError/ValueError on malformed data."""
-        names = {f.name for f in fields(OvFingerprint)}
-        if set(data) != names:
-            raise ValueError(f"fields {sorted(set(data) ^ names)} missing or unexpected")
-        shapes = data["input_shapes"]
-        if not isinstance(shapes, Mapping):
-            raise TypeError("input_shapes must be an object")
-        plain = {k: str(data[k]) for k in names - {"input_shapes"}}
-        return OvFingerprint(input_shapes=tuple(sorted((str(k), tuple(int(d) for d in v))
-                                                       for k, v in shapes.items())), **plain)
+        shapes = checked_fields(OvFingerprint, data)
+        plain = {f.name: str(data[f.name]) for f in fields(OvFingerprint) if f.name != "input_shapes"}
+        return OvFingerprint(input_shapes=shape_items(shapes), **plain)
 
     def key(self) -> str:
         return hashlib.sha256(_canonical(self.to_json()).encode()).hexdigest()[:16]
