@@ -16,20 +16,10 @@ import subprocess
 import sys
 from typing import Any
 
+from edgepilot.runtime.host import cpu_model
+
 LIBRARIES = ("numpy", "opencv-python-headless", "opencv-python", "onnxruntime", "onnxruntime-gpu",
              "torch", "tensorrt")
-
-
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo (``platform.processor()`` elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith(("model name", "hardware", "cpu model")):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def gpu_name(cuda_used: bool) -> str | None:

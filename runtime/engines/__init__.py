@@ -4,9 +4,13 @@
 place a backend is chosen; each backend lives in ``ops_<name>.py``.
 ``describe_options(backend)`` lists the ``--engine-opt`` keys a backend declares.
 
-``backend="auto"`` is a name of the registry, not a backend: :func:`choose_backend`
-picks a registered one (on a CPU the fastest installed, by the measured order
-:data:`CPU_PREFERENCE`) and the engine's ``describe()`` says which and why
+``backend="auto"`` is a name of the registry, not a backend. On a CPU it loads
+every installed candidate (:func:`choose_backend`; engine options narrow them
+to the backends that declare those options), times them on this bundle and
+keeps the fastest, remembering the decision in the bundle
+(:mod:`edgepilot.runtime.engines.auto`); :data:`CPU_PREFERENCE` is the order
+used without measuring (``EDGEPILOT_AUTO_MEASURE=0``, or one candidate left).
+On CUDA it is ort. The engine's ``describe()`` says which ran and why
 (``chosen_by``). :data:`BACKEND_CHOICES` is every name ``load_engine`` accepts.
 """
 
@@ -18,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from edgepilot.runtime.bundle import Bundle, load_bundle
+from edgepilot.runtime.engines import auto
 from edgepilot.runtime.engines.base import Engine, parse_device
 from edgepilot.runtime.engines.options import Option, describe_specs, validate_options
 from edgepilot.runtime.errors import DeviceError, EngineError, MissingExtraError
@@ -33,11 +38,13 @@ AUTO = "auto"
 BACKEND_CHOICES = (*BACKENDS, AUTO)
 # The library each CPU candidate of ``auto`` needs; looked up with find_spec, never imported here.
 LIBRARIES = {"openvino": "openvino", "ort": "onnxruntime"}
-# CPU backends fastest first per precision: the engine p50 order benchmarks/bench_cpu_compare.py
-# measured on its YOLOv8n-class detector, same thread count for both (tests check it against the
-# committed JSON). On tiny graphs (the 3-conv demo net) ort is faster at every precision.
+# CPU backends fastest first per precision, used when auto does not measure (and as the order
+# candidates load in): the engine p50 order benchmarks/bench_cpu_compare.py measured on its
+# YOLOv8n-class detector, same thread count for both (tests check it against the committed JSON).
+# fp32: ort and OpenVINO's f32 are within a few per cent; fp16 on OpenVINO is bf16 arithmetic on a
+# CPU with BF16 (about 2x), where ort's fp16 graph is slower than its fp32.
 CPU_PREFERENCE: dict[str, tuple[str, ...]] = {
-    "fp32": ("openvino", "ort"),
+    "fp32": ("ort", "openvino"),
     "fp16": ("openvino", "ort"),
     "int8": ("openvino", "ort"),
 }
@@ -100,18 +107,45 @@ def load_engine(bundle: Bundle | str | Path, backend: str = "ort", precision: st
     if backend != AUTO:
         return engine_class(backend).from_bundle(bundle, precision, device, hw, **options)
     candidates = choose_backend(precision, device)
+    if options:  # options narrow the choice to the backends that declare every one of them
+        lacking = {n: sorted(set(options) - {o.name for o in engine_class(n).OPTIONS}) for n, _ in candidates}
+        if all(lacking.values()):
+            raise EngineError(f"no backend auto can choose takes every engine option given "
+                              f"({', '.join(sorted(options))}): name one with --backend "
+                              f"({'; '.join(f'{n} lacks {m[0]!r}' for n, m in lacking.items())})", exit_code=2)
+        skipped = [f"{n} takes no option {m[0]!r}" for n, m in lacking.items() if m]
+        candidates = [(n, w) for n, w in candidates if not lacking[n]]
+    else:
+        skipped = []
+    loaded: dict[str, Engine] = {}
+    whys: dict[str, str] = {}
     failed: list[str] = []
+    measured = parse_device(device).kind == "cpu" and len(candidates) > 1 and auto.enabled()
     for rank, (name, why) in enumerate(candidates):
         try:
-            engine = engine_class(name).from_bundle(bundle, precision, device, hw, **options)
+            loaded[name] = engine_class(name).from_bundle(bundle, precision, device, hw, **options)
+            whys[name] = why
         except (EngineError, MissingExtraError) as exc:
             usable = isinstance(exc, MissingExtraError) or (exc.exit_code == 1 and not isinstance(exc, DeviceError))
-            if rank == len(candidates) - 1 or not usable:
+            if (rank == len(candidates) - 1 and not loaded) or not usable:
+                for engine in loaded.values():
+                    engine.close()
                 raise
             failed.append(f"{name} failed ({exc})")
             continue
-        engine.chosen_by = why if not failed else f"auto: {name}, as {'; '.join(failed)}"
-        return engine
+        if not measured:
+            break
+    if len(loaded) > 1:
+        name, why = auto.pick(bundle, precision, hw, options, loaded)
+        for other, engine in loaded.items():
+            if other != name:
+                engine.close()
+    else:
+        name = next(iter(loaded))
+        why = whys[name] if not failed else f"auto: {name}, as {'; '.join(failed)}"
+    engine = loaded[name]
+    engine.chosen_by = why + (f" ({'; '.join(skipped)})" if skipped else "")
+    return engine
     raise AssertionError("choose_backend returned no candidate")  # it always returns at least one
 
 

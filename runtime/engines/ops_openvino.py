@@ -5,13 +5,19 @@ Precisions:
 - ``fp32`` compiles ``model.onnx`` with ``INFERENCE_PRECISION_HINT=f32``. The
   hint is set explicitly because OpenVINO's CPU default is bf16 on CPUs with
   AVX512-BF16 or AMX, a precision the bundle has no measured accuracy for.
-- ``fp16`` compiles the FP32 graph saved as IR with FP16-compressed weights
-  (``runtime.build.openvino.fp16_ir``, cached in ``engines/openvino/`` and
-  keyed by the FP32 graph's SHA-256). On a CPU with FP16 arithmetic (the
-  device lists ``FP16`` in ``OPTIMIZATION_CAPABILITIES``) it also runs in
-  f16; elsewhere the weights are widened to f32 at compile time, so fp16 then
-  costs the same as fp32 and only the weights are rounded. ``describe()``
-  reports ``inference_precision``.
+- ``fp16`` is the CPU's 16-bit arithmetic: it compiles the FP32 graph saved
+  as IR with FP16-compressed weights (``runtime.build.openvino.fp16_ir``,
+  cached in ``engines/openvino/`` and keyed by the FP32 graph's SHA-256) and
+  runs it in ``f16`` where the device lists ``FP16`` in
+  ``OPTIMIZATION_CAPABILITIES`` (Sapphire Rapids and later with AMX-FP16, ARM
+  with FP16), else in ``bf16`` where it lists ``BF16`` (AVX512-BF16 or AMX:
+  Zen 4, Cooper Lake, Sapphire Rapids), else in f32 with only the weights
+  rounded (then fp16 costs what fp32 costs). bf16 keeps fp32's range with an
+  8-bit mantissa; this is what OpenVINO itself (and so Ultralytics' OpenVINO
+  export) runs by default on such CPUs, and where the 2x over f32 comes from
+  (``benchmarks/results/cpu_compare.json``). Its accuracy on the shipped
+  bundles is measured, not assumed: ``benchmarks/results/*_eval_openvino_fp16.json``.
+  ``describe()`` reports ``inference_precision``.
 - ``int8`` compiles the bundle's Q/DQ ``model.int8.onnx``; OpenVINO runs the
   quantised regions with INT8 kernels and the rest in f32. A bundle without
   it is the same BundleError as for ort.
@@ -83,6 +89,11 @@ def supports_in_graph(bundle: Bundle) -> bool:
     return in_graph_blocker(bundle) is None
 
 
+def half_precision(capabilities: list[str]) -> str:
+    """The inference precision ``fp16`` runs in on a CPU with these OPTIMIZATION_CAPABILITIES."""
+    return "f16" if "FP16" in capabilities else "bf16" if "BF16" in capabilities else "f32"
+
+
 _CORE: list[Any] = []
 
 
@@ -136,7 +147,7 @@ class OpenVinoEngine(Engine):
         self.source_sha256 = file_sha256(self.source)
         self.device_name = str(self.core.get_property("CPU", "FULL_DEVICE_NAME"))
         caps = self.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-        self.inference_precision = "f16" if precision == "fp16" and "FP16" in caps else "f32"
+        self.inference_precision = half_precision(caps) if precision == "fp16" else "f32"
         self.config = self._config()
         self.compiled = self._compile({}, None)
         self._request = self.compiled.model.create_infer_request()

@@ -1,0 +1,17 @@
+"""Facts about this host that engines and benchmarks both record (no heavy imports)."""
+
+from __future__ import annotations
+
+import platform
+
+
+def cpu_model() -> str:
+    """CPU model name from /proc/cpuinfo (``platform.processor()`` elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
