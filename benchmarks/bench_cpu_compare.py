@@ -1,18 +1,24 @@
-"""CPU backends compared on the same models in one run: ort vs openvino, fp32 / fp16 / int8.
+"""CPU backends compared on the same models in one run: ort vs openvino, fp32 / fp16 / int8, and a peer loop.
 
-Models (random weights, nothing downloaded):
+Models (nothing downloaded):
 
 - ``yolov8n``: a YOLOv8n-class detector written below in plain torch (C2f blocks,
-  SPPF, PAN neck, decoupled DFL head; width 0.25, depth 0.33; 80 classes) at
-  384x640, exported to an ONNX opset 17 bundle whose output is the YOLO layout
-  ``[1, 84, 5040]`` (letterbox input, so every backend preprocesses on the host).
-- ``tiny-seg``: the demo's ``export.tiny.segmentation_bundle(hw=(256, 512), width=16)``
-  (stretch resize, so openvino can also preprocess in its graph).
+  SPPF, PAN neck, decoupled DFL head; width 0.25, depth 0.33; 80 classes; random
+  weights) at 384x640, exported to an ONNX opset 17 bundle whose output is the
+  YOLO layout ``[1, 84, 5040]`` (letterbox input, so every backend preprocesses
+  on the host).
+- ``tiny-seg``: the demo's fallback ``export.tiny.segmentation_bundle(hw=(256, 512),
+  width=16)`` (stretch resize, so openvino can also preprocess in its graph).
+- ``seg`` and ``det``: the shipped, trained bundles ``models/seg`` and
+  ``models/det`` (copied, so no engine cache of theirs is touched), with their
+  own INT8 files.
 
-INT8 graphs come from onnxruntime's ``quantize_static`` (QDQ format, symmetric int8
-activations and weights, per-channel weights, MinMax) on frames of the generated
-clip preprocessed like the loop does. FP16: ort runs its converted ``model.fp16.onnx``,
-openvino its FP16-compressed IR (see ``runtime/engines/ops_openvino.py``).
+INT8 graphs of the first two come from onnxruntime's ``quantize_static`` (QDQ
+format, symmetric int8 activations and weights, per-channel weights, MinMax) on
+frames of the generated clip preprocessed like the loop does. FP16: ort runs its
+converted ``model.fp16.onnx``; openvino its FP16-compressed IR in the CPU's 16-bit
+arithmetic (bf16 on a CPU with BF16 and no FP16, see
+``runtime/engines/ops_openvino.py``).
 
 Per (model, backend, precision) row, engines loaded side by side and measured in
 interleaved rounds (so machine drift hits every row alike):
@@ -21,16 +27,26 @@ interleaved rounds (so machine drift hits every row alike):
   and the share of calls the OS preempted;
 - per-frame processor latency: ``processor(frame)`` on one clip frame, synchronous
   (preprocess + infer + decode in one thread);
-- loop FPS: ``runtime.pipeline.run_loop`` over the same generated MJPG clip (file
-  semantics: every frame processed), with the engine's default processor.
+- loop FPS: ``runtime.pipeline.run_loop`` (what ``edgepilot run`` runs) over the
+  same generated MJPG clip (file semantics: every frame processed), with the
+  engine's default processor; ``loop_over_engine`` is loop FPS over the
+  engine-only FPS (1000 / engine p50) of the same row.
 
-Plus openvino variants on fp32: in-graph preprocessing (``preprocess=graph``,
-tiny-seg) vs the default host path, and overlapping requests (``hint=throughput``,
-which turns ``overlap`` on; and ``overlap`` alone, one stream) vs one request at a time.
-Every backend gets the same ``--threads`` (ort intra-op threads, openvino
-INFERENCE_NUM_THREADS). Writes ``benchmarks/results/cpu_compare.json``.
+Variants: openvino in-graph preprocessing (``preprocess=graph``, tiny-seg);
+overlapping requests (``overlap``: one stream; ``hint=throughput``: OpenVINO's
+streams, overlap on) on yolov8n; ort with ``spin=false`` on yolov8n.
 
-Run: ``PYTHONPATH=. python benchmarks/bench_cpu_compare.py`` (about 4 minutes on 2 cores)
+The peer (``peer-openvino``): the loop a user writes by hand around OpenVINO, as
+Ultralytics' ``predict`` runs its OpenVINO export: ``core.compile_model`` with
+OpenVINO's defaults and the LATENCY hint (so bf16 on a BF16 CPU), then per frame
+in series ``cv2.VideoCapture.read``, letterbox, ``cv2.dnn.blobFromImage``,
+``infer``, YOLO decoding with ``cv2.dnn.NMSBoxes``. Same clip, same rounds.
+
+``targets`` at the end of the JSON holds the ratios issue 8 asks for, computed
+from the rows. Every backend gets the same ``--threads`` (ort intra-op threads,
+openvino INFERENCE_NUM_THREADS). Writes ``benchmarks/results/cpu_compare.json``.
+
+Run: ``PYTHONPATH=. python benchmarks/bench_cpu_compare.py`` (about 6 minutes on 2 cores)
 """
 
 from __future__ import annotations
@@ -41,6 +57,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -51,6 +68,7 @@ import numpy as np
 from edgepilot.runtime.outputs import write_text_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results" / "cpu_compare.json"
+MODELS = Path(__file__).resolve().parents[1] / "models"
 COMMAND = "PYTHONPATH=. python benchmarks/bench_cpu_compare.py"
 BACKENDS = ("ort", "openvino")
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -274,6 +292,7 @@ class Row:
                 "engine": summary(self.engine_ms), "engine_round_p50s_ms": self.round_p50s,
                 "engine_preempted_share": float(np.mean(self.preempted)),
                 "processor": summary(self.processor_ms), "loop_fps": float(np.median(fps)), "loop_fps_runs": fps,
+                "loop_over_engine": float(np.median(fps)) * float(np.median(self.engine_ms)) / 1e3,
                 "loop": self.loops, "load_s": self.load_s,
                 "describe": {k: v for k, v in info.items() if k not in ("cache", "fingerprint")}}
 
@@ -284,10 +303,148 @@ def plan(bundles: dict[str, Path], threads: int) -> list[tuple[str, str, str, st
     rows = [(m, b, p, "default", pinned[b]) for m in bundles for b in BACKENDS for p in PRECISIONS]
     ov = pinned["openvino"]
     rows += [("tiny-seg", "openvino", "fp32", "preprocess=graph", {**ov, "preprocess": "graph"})]
-    for m in bundles:
-        rows += [(m, "openvino", "fp32", "overlap", {**ov, "overlap": True}),
-                 (m, "openvino", "fp32", "throughput+overlap", {**ov, "hint": "throughput"})]
+    for p in ("fp32", "fp16"):
+        rows += [("yolov8n", "openvino", p, "overlap", {**ov, "overlap": True}),
+                 ("yolov8n", "openvino", p, "throughput+overlap", {**ov, "hint": "throughput"})]
+    rows += [("yolov8n", "ort", "fp32", "spin=false", {**pinned["ort"], "spin": False})]
     return rows
+
+
+class PeerRow:
+    """The hand-rolled loop around OpenVINO that Ultralytics' predict amounts to, all in series."""
+
+    model, backend, variant = "yolov8n", "peer-openvino", "serial"
+
+    def __init__(self, bundle: Path) -> None:
+        import json as _json
+
+        import openvino as ov
+
+        meta = _json.loads((bundle / "meta.json").read_text())
+        self.hw = tuple(meta["inputs"][0]["shape"][2:4])
+        t0 = time.perf_counter()
+        self.core = ov.Core()
+        # Ultralytics' AutoBackend: compile_model(..., config={"PERFORMANCE_HINT": "LATENCY"}) for batch 1
+        self.compiled = self.core.compile_model(str(bundle / "model.onnx"), "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+        self.load_s = time.perf_counter() - t0
+        self.precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT")).replace("<Type: '", "").rstrip("'>")
+        self.request = self.compiled.create_infer_request()
+        self.engine_ms: list[float] = []
+        self.round_p50s: list[float] = []
+        self.loops: list[dict[str, Any]] = []
+
+    def blob(self, image: np.ndarray) -> np.ndarray:
+        import cv2
+
+        h, w = image.shape[:2]
+        H, W = self.hw
+        r = min(H / h, W / w)
+        nh, nw = round(h * r), round(w * r)
+        top, left = (H - nh) // 2, (W - nw) // 2
+        canvas = np.full((H, W, 3), 114, np.uint8)
+        canvas[top:top + nh, left:left + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        return cv2.dnn.blobFromImage(canvas, 1 / 255, swapRB=True)  # type: ignore[no-any-return]
+
+    @staticmethod
+    def decode(out: np.ndarray, conf: float = 0.25, iou: float = 0.45) -> list[Any]:
+        import cv2
+
+        pred = out[0].T  # [N, 4 + nc]
+        scores = pred[:, 4:].max(1)
+        keep = scores > conf
+        if not keep.any():
+            return []
+        p = pred[keep]
+        xywh = p[:, :4].copy()
+        xywh[:, :2] -= xywh[:, 2:] / 2
+        idx = cv2.dnn.NMSBoxes(xywh.tolist(), scores[keep].tolist(), conf, iou)
+        return [(xywh[i], int(p[i, 4:].argmax())) for i in np.asarray(idx).reshape(-1)]
+
+    def time_engine(self, iters: int) -> None:
+        x = np.random.default_rng(0).standard_normal((1, 3, *self.hw)).astype(np.float32)
+        for _ in range(3):
+            self.request.infer({0: x})
+        ms = []
+        for _ in range(iters):
+            t0 = time.perf_counter()
+            self.request.infer({0: x})
+            ms.append((time.perf_counter() - t0) * 1e3)
+        self.engine_ms += ms
+        self.round_p50s.append(float(np.median(ms)))
+
+    def time_processor(self, frame: np.ndarray, iters: int) -> None:
+        pass
+
+    def run_loop(self, clip: Path) -> None:
+        import cv2
+
+        cap = cv2.VideoCapture(str(clip))
+        out_port = self.compiled.output(0)
+        frames, t0 = 0, time.perf_counter()
+        while True:
+            ok, image = cap.read()
+            if not ok:
+                break
+            self.decode(self.request.infer({0: self.blob(image)})[out_port])
+            frames += 1
+        fps = frames / (time.perf_counter() - t0)
+        cap.release()
+        self.loops.append({"fps": fps, "frames": frames})
+
+    def result(self) -> dict[str, Any]:
+        fps = [lp["fps"] for lp in self.loops]
+        eng = summary(self.engine_ms)
+        return {"model": self.model, "backend": self.backend, "precision": self.precision, "variant": self.variant,
+                "engine": eng, "engine_round_p50s_ms": self.round_p50s, "loop_fps": float(np.median(fps)),
+                "loop_fps_runs": fps, "loop_over_engine": float(np.median(fps)) * eng["p50_ms"] / 1e3,
+                "loop": self.loops, "load_s": self.load_s,
+                "describe": {"compile": 'core.compile_model(onnx, "CPU", {"PERFORMANCE_HINT": "LATENCY"})',
+                             "inference_precision": self.precision,
+                             "threads": int(self.compiled.get_property("INFERENCE_NUM_THREADS")),
+                             "loop": "read -> letterbox -> blobFromImage -> infer -> decode + NMSBoxes, in series"}}
+
+
+def targets(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ratios issue 8 sets targets on, from the rows (engine FPS = 1000 / engine p50)."""
+    def get(model: str, backend: str, precision: str, variant: str = "default") -> dict[str, Any] | None:
+        return next((r for r in rows if (r["model"], r["backend"], r["precision"], r["variant"])
+                     == (model, backend, precision, variant)), None)
+
+    out: dict[str, Any] = {}
+    ort32 = get("yolov8n", "ort", "fp32")
+    ov = {p: get("yolov8n", "openvino", p) for p in PRECISIONS}
+    if ort32 and all(ov.values()):
+        best = min(("fp32", "fp16"), key=lambda p: ov[p]["engine"]["p50_ms"])  # type: ignore[index]
+        out["yolov8n_engine"] = {
+            "best_openvino_float": f"openvino {best} ({ov[best]['describe'].get('inference_precision')})",  # type: ignore[index]
+            "over_ort_fp32": ort32["engine"]["p50_ms"] / ov[best]["engine"]["p50_ms"],  # type: ignore[index]
+            "target_over_ort_fp32": 1.8,
+            "openvino_int8_over_openvino_fp32": ov["fp32"]["engine"]["p50_ms"] / ov["int8"]["engine"]["p50_ms"],  # type: ignore[index]
+            "target_int8_over_fp32": 1.5}
+    bundles: dict[str, Any] = {}
+    for m in sorted({r["model"] for r in rows} - {"yolov8n"}):
+        cands = [r for r in rows if r["model"] == m and r["variant"] == "default"]
+        best_ov = min((r for r in cands if r["backend"] == "openvino"), key=lambda r: r["engine"]["p50_ms"])
+        best_ort = min((r for r in cands if r["backend"] == "ort"), key=lambda r: r["engine"]["p50_ms"])
+        bundles[m] = {"best_openvino": f"{best_ov['precision']} {best_ov['engine']['p50_ms']:.2f} ms",
+                      "best_ort": f"{best_ort['precision']} {best_ort['engine']['p50_ms']:.2f} ms",
+                      "openvino_over_ort": best_ort["engine"]["p50_ms"] / best_ov["engine"]["p50_ms"],
+                      "same_precision_openvino_over_ort": {
+                          p: get(m, "ort", p)["engine"]["p50_ms"] / get(m, "openvino", p)["engine"]["p50_ms"]  # type: ignore[index]
+                          for p in PRECISIONS if get(m, "ort", p) and get(m, "openvino", p)}}
+    out["bundles_engine"] = bundles
+    loops = [r for r in rows if r["backend"] in BACKENDS and r["engine"]["p50_ms"] >= 10]
+    out["loop_over_engine_for_engines_of_10ms_or_more"] = {
+        f"{r['model']} {r['backend']} {r['precision']} {r['variant']}": r["loop_over_engine"] for r in loops}
+    peer = next((r for r in rows if r["backend"] == "peer-openvino"), None)
+    ours = [r for r in rows if r["model"] == "yolov8n" and r["backend"] in BACKENDS]
+    if peer and ours:
+        best = max(ours, key=lambda r: r["loop_fps"])
+        out["yolov8n_loop_vs_peer"] = {"peer_fps": peer["loop_fps"], "best_edgepilot_row":
+                                       f"{best['backend']} {best['precision']} {best['variant']}",
+                                       "best_edgepilot_fps": best["loop_fps"],
+                                       "over_peer": best["loop_fps"] / peer["loop_fps"], "target_over_peer": 1.1}
+    return out
 
 
 def ratios(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -350,9 +507,14 @@ def main() -> None:
     seg = tiny.segmentation_bundle(tmp / "seg", hw=(256, 512), width=16)
     bundles = {"yolov8n": yolo, "tiny-seg": seg}
     quant_s = {m: add_int8(b, calib) for m, b in bundles.items()}
+    for name in ("seg", "det"):  # the shipped bundles, copied without their per-machine engine caches
+        src = MODELS / name
+        if (src / "meta.json").is_file():
+            bundles[name] = Path(shutil.copytree(src, tmp / f"models-{name}", ignore=shutil.ignore_patterns("engines")))
     print(f"bundles ready in {time.perf_counter() - t_start:.0f} s: {yolo_info}")
 
-    rows = [Row(m, b, p, v, o, bundles[m]) for m, b, p, v, o in plan(bundles, args.threads)]
+    rows: list[Any] = [Row(m, b, p, v, o, bundles[m]) for m, b, p, v, o in plan(bundles, args.threads)]
+    rows.append(PeerRow(yolo))
     frame = cam.frame(5)
     loads = []
     for r in range(args.rounds):
@@ -366,9 +528,11 @@ def main() -> None:
         print(f"round {r + 1}/{args.rounds} done at {time.perf_counter() - t_start:.0f} s, load {loads[-1]:.2f}")
     results = [row.result() for row in rows]
     for res in results:
-        print(f"{res['model']:<9} {res['backend']:<9} {res['precision']:<5} {res['variant']:<19} "
+        print(f"{res['model']:<9} {res['backend']:<13} {res['precision']:<5} {res['variant']:<19} "
               f"engine p50 {res['engine']['p50_ms']:7.2f} p99 {res['engine']['p99_ms']:7.2f} ms  "
-              f"processor p50 {res['processor']['p50_ms']:7.2f} ms  loop {res['loop_fps']:6.1f} FPS")
+              f"processor p50 {res.get('processor', {}).get('p50_ms', math.nan):7.2f} ms  "
+              f"loop {res['loop_fps']:6.1f} FPS ({res['loop_over_engine']:.2f} of the engine's)")
+    print(json.dumps(targets(results), indent=1))
 
     versions = library_versions()
     import openvino
@@ -389,7 +553,9 @@ def main() -> None:
                   "models": {"yolov8n": {"input": list(YOLO_HW), "output": "[1, 84, 5040]", "classes": 80,
                                          **yolo_info, "preprocess": "letterbox (host)", "weights": "random"},
                              "tiny-seg": {"input": [256, 512], "builder": "export.tiny.segmentation_bundle(hw=(256, 512),"
-                                          " width=16)", "preprocess": "stretch (host; openvino in-graph as a variant)"}},
+                                          " width=16)", "preprocess": "stretch (host; openvino in-graph as a variant)"},
+                             **{m: {"bundle": f"models/{m}", "input": json.loads((bundles[m] / "meta.json").read_text())
+                                    ["inputs"][0]["shape"][2:4], "trained": True} for m in ("seg", "det") if m in bundles}},
                   "int8": "onnxruntime.quantization.quantize_static: QDQ, symmetric int8 activations and weights, "
                           "per-channel weights, MinMax on 16 noisy clip frames",
                   "quantize_s": quant_s,
@@ -403,6 +569,7 @@ def main() -> None:
                           "decoding is cheap; loop FPS includes MJPG decoding and host preprocessing on the same cores"},
         "rows": results,
         "ratios": ratios(results),
+        "targets": targets(results),
         "fastest_cpu_backend_by_engine_p50": fastest(results),
         "auto_preference_in_code": {p: list(v) for p, v in CPU_PREFERENCE.items()},
         "wall_s": time.perf_counter() - t_start,

@@ -8,6 +8,17 @@ Options (``OrtEngine.OPTIONS``):
   ``describe()`` reports the provider that was actually chosen.
 - ``threads``: intra-op threads (or ``$EDGEPILOT_ORT_THREADS``, checked the
   same way), 1 to 4 x the machine's cores (at most 256).
+- ``spin``: whether idle intra-op threads spin-wait (onnxruntime's default,
+  kept: it measured fastest back to back).
+
+Session options were checked against onnxruntime's performance-tuning advice
+for low-latency CPU inference on this repository's graphs (engine p50, 2
+threads, ``benchmarks/results/cpu_compare.json`` keeps the loop-side rows):
+``ORT_ENABLE_ALL`` graph optimisation (kept) measured 1.2x faster than
+EXTENDED on the YOLOv8n-class detector and 2x on the trained bundles (the
+layout transforms and NCHWc kernels come only with ALL); turning spinning off
+cost 10-40 % back to back; the memory arena and memory patterns made no
+measurable difference on these static-shape graphs (left at their defaults).
 
 Precisions: ``fp32`` runs ``model.onnx``; ``int8`` runs the bundle's Q/DQ
 ``model.int8.onnx``; ``fp16`` asks the TensorRT provider for FP16 kernels when
@@ -82,6 +93,8 @@ class OrtEngine(Engine):
         Option("provider", "choice", "onnxruntime execution provider; auto takes TensorRT, then CUDA, "
                "on a cuda device and CPU on cpu", default="auto", choices=("auto", "cpu", "cuda", "tensorrt")),
         threads_option("intra-op threads", "onnxruntime's", env="EDGEPILOT_ORT_THREADS"),
+        Option("spin", "bool", "intra-op threads spin-wait between calls (session.intra_op.allow_spinning): "
+               "lowest back-to-back latency; false frees the cores for the loop's own threads", default=True),
     )
 
     def __init__(self, bundle: Bundle, precision: str = "fp32", device: str = "cpu",
@@ -94,6 +107,7 @@ class OrtEngine(Engine):
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if self.options["threads"] is not None:
             opts.intra_op_num_threads = self.options["threads"]
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.options["spin"] else "0")
         self.model_path = self._model_path(providers[0])
         try:
             self.session = ort.InferenceSession(str(self.model_path), sess_options=opts,
@@ -169,7 +183,9 @@ class OrtEngine(Engine):
     def describe(self) -> dict[str, Any]:
         providers = self.session.get_providers()
         return {**super().describe(), "provider": providers[0], "providers": providers,
-                "model": self.model_path.name, "onnxruntime": self._ort.__version__}
+                "model": self.model_path.name, "onnxruntime": self._ort.__version__,
+                "threads": self.options["threads"] or "onnxruntime's default (one per physical core)",
+                "spin": self.options["spin"]}
 
     def close(self) -> None:
         self.__dict__.pop("_binding", None)
