@@ -44,6 +44,7 @@ class TrainConfig:
     cuda_workers: int = 4
     checkpoint_minutes: float = 5.0  # also at every epoch end
     resume: bool = True  # continue from out/last.pt when it exists (False: start over)
+    init: str = ""  # start from this checkpoint's weights (same task and model; weights only, not its optimiser)
     max_steps: int = 0  # > 0: stop after this many steps in all (smoke tests)
     val_limit: int = 0  # > 0: validate on the first N val frames only
     device: str = "auto"  # auto, cpu, cuda, cuda:N

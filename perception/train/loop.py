@@ -170,7 +170,26 @@ def _setup(task: Task, cfg: TrainConfig) -> _Run:
     last = Path(cfg.out) / "last.pt"
     if cfg.resume and last.is_file():
         run.restore(checkpoint.load(last))
+    elif cfg.init:
+        _init_weights(task, cfg.init)
     return run
+
+
+def _init_weights(task: Task, path: str) -> None:
+    """Load the model weights of checkpoint ``path`` (fine-tuning); a run that resumes ignores it."""
+    if not Path(path).is_file():
+        raise EdgepilotError(f"init checkpoint {path} does not exist: train it first or fix init in the config",
+                             exit_code=2)
+    ck = checkpoint.load(Path(path))
+    if ck.get("task") != task.name:
+        raise EdgepilotError(f"init checkpoint {path} is a {ck.get('task')!r} checkpoint, not {task.name!r}",
+                             exit_code=2)
+    try:
+        task.model.load_state_dict(ck["model"])
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        raise EdgepilotError(f"init checkpoint {path} does not fit this model ({first}): use the same model "
+                             "settings as the run that wrote it", exit_code=2) from exc
 
 
 def _train_step(run: _Run, batch: Batch) -> float:

@@ -138,3 +138,27 @@ def test_checkpoints_are_also_written_on_time(datagen_dir, tmp_path, monkeypatch
     assert saved.count("last.pt") == 2 + 1  # after each of the 2 steps (time is up at once), and at the epoch end
     state = torch.load(tmp_path / "last.pt", weights_only=True)
     assert isinstance(state["rng_torch"], torch.Tensor) and isinstance(state["config"], str)
+
+
+def test_init_starts_from_another_runs_weights_and_refuses_a_mismatch(datagen_dir, tmp_path):
+    from edgepilot.perception.train.loop import _init_weights
+    from edgepilot.perception.train.seg import SegTask, train_seg
+
+    train_seg(_cfg("seg", datagen_dir, tmp_path / "a", max_steps=2))
+    source = torch.load(tmp_path / "a" / "last.pt", weights_only=True)["model"]
+    cfg = _cfg("seg", datagen_dir, tmp_path / "b", max_steps=1, init=str(tmp_path / "a" / "last.pt"))
+    task = SegTask(cfg)
+    _init_weights(task, cfg.init)
+    for name, tensor in task.model.state_dict().items():
+        torch.testing.assert_close(tensor, source[name], msg=name)
+    assert train_seg(cfg)["steps"] == 1  # and a full run from it trains
+    with pytest.raises(EdgepilotError, match="is a 'seg' checkpoint, not 'det'"):
+        train_det_from(datagen_dir, tmp_path, str(tmp_path / "a" / "last.pt"))
+    with pytest.raises(EdgepilotError, match="does not exist"):
+        _init_weights(task, str(tmp_path / "missing.pt"))
+
+
+def train_det_from(datagen_dir, tmp_path, init):
+    from edgepilot.perception.train.det import train_det
+
+    return train_det(_cfg("det", datagen_dir, tmp_path / "c", max_steps=1, init=init))
