@@ -38,6 +38,13 @@ def test_the_shipped_configs_load(task):
     assert cfg == load_config(task)  # the defaults in code are the shipped configs
 
 
+def test_the_fine_tuning_stage_config_starts_from_stage_one():
+    cfg = load_config("det", ROOT / "configs" / "train" / "det512.yaml")
+    stage1 = load_config("det", ROOT / "configs" / "train" / "det.yaml")
+    assert cfg.init == f"{stage1.out}/best.pt" and (cfg.height, cfg.width) == (256, 512)
+    assert (cfg.min_size, cfg.neck, cfg.head) == (stage1.min_size, stage1.neck, stage1.head)
+
+
 def test_centernet_targets_decode_back_to_the_boxes():
     from edgepilot.perception.models.centernet import decode
     from edgepilot.perception.train.centernet_targets import encode
