@@ -19,7 +19,8 @@ from edgepilot.runtime.engines.base import parse_device
 from edgepilot.runtime.errors import EdgepilotError
 from edgepilot.runtime.options import parse_engine_opt, parse_shape
 
-BACKEND_HELP = ("auto picks the fastest installed one for the device and says why; "
+BACKEND_HELP = ("auto: on a CPU the installed backend measured fastest for this bundle (the choice is kept "
+                "in the bundle's engines/auto.json), on CUDA ort; the report says which ran and why; "
                 "null runs no model (for testing the loop)")
 
 
@@ -52,9 +53,9 @@ def _device(text: str) -> str:
     return str(parse_device(text))
 
 
-def add_engine_arguments(p: argparse.ArgumentParser, *, many: bool = False) -> None:
+def add_engine_arguments(p: argparse.ArgumentParser, *, many: bool = False, backend: str = "ort") -> None:
     """``--backend --precision --shape`` (or the comma-list ``--backends --precisions --shapes``
-    with ``many``), ``--device`` and repeatable ``--engine-opt KEY=VALUE``."""
+    with ``many``), ``--device`` and repeatable ``--engine-opt KEY=VALUE``; ``backend`` is the default."""
     g = p.add_argument_group("engine")
     names = ", ".join(BACKEND_CHOICES)
     if many:
@@ -65,8 +66,8 @@ def add_engine_arguments(p: argparse.ArgumentParser, *, many: bool = False) -> N
         g.add_argument("--shapes", type=_argtype(_shapes), default=[None], metavar="LIST",
                        help="comma-separated HxW input sizes or 'native' (default: the bundle's own)")
     else:
-        g.add_argument("--backend", default="ort", choices=list(BACKEND_CHOICES),
-                       help=f"inference backend (default: ort; {BACKEND_HELP})")
+        g.add_argument("--backend", default=backend, choices=list(BACKEND_CHOICES),
+                       help=f"inference backend (default: {backend}; {BACKEND_HELP})")
         g.add_argument("--precision", default="fp32", choices=PRECISIONS, help="default: fp32")
         g.add_argument("--shape", "--shapes", dest="shape", type=_argtype(parse_shape), default=None, metavar="HxW",
                        help="model input size for bundles with dynamic H, W, e.g. 256x512")

@@ -20,7 +20,8 @@ HELP = "run the loop end to end on a built-in clip (writes video, JSONL and repo
 DESCRIPTION = """\
 Render a short clip from the built-in world (highway scenario, no server needed;
 a generated pattern if the [sim] extra is not installed), build a tiny untrained
-segmentation bundle, and run `edgepilot run` over the clip with the ort backend.
+segmentation bundle, and run `edgepilot run` over the clip (backend auto: the CPU
+backend measured fastest for the bundle).
 
 Writes into --out (default out/demo): clip.avi, annotated.mp4, results.jsonl and
 report.json, and prints the latency table. The model is the trained reference
@@ -40,7 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: out/demo)")
     p.add_argument("--frames", type=int_in(1, 100_000), default=150, help="frames in the clip (default: 150)")
     p.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0, help="world seed (default: 0)")
-    p.add_argument("--backend", default="ort", choices=list(BACKEND_CHOICES), help="inference backend (default: ort)")
+    p.add_argument("--backend", default="auto", choices=list(BACKEND_CHOICES),
+                   help="inference backend (default: auto, the fastest installed for the bundle)")
     p.add_argument("--model", type=Path, default=None, metavar="BUNDLE",
                    help="segmentation bundle (default: the trained models/seg of a source checkout, else a "
                         "tiny untrained net)")

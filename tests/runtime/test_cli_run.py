@@ -40,7 +40,8 @@ def test_run_a_file_with_every_output(bundles: dict[str, Path], clip: Path, tmp_
     assert p.returncode == 0, p.stderr
     assert "capture->result" in p.stdout and "30 frames" in p.stdout
     report = json.loads(rep.read_text())
-    assert report["frames"] == 30 and report["stopped"] == "end" and report["engine"]["backend"] == "ort"
+    assert report["frames"] == 30 and report["stopped"] == "end" and report["engine"]["backend"] in ("ort", "openvino")
+    assert report["engine"]["chosen_by"].startswith(f"auto: {report['engine']['backend']}")  # run's default is auto
     assert report["capture_to_result_ms"]["p50"] > 0
     assert count_frames(out) == 30
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]
