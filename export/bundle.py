@@ -30,39 +30,20 @@ import torch
 from edgepilot.export import parity, quantize
 from edgepilot.export.accuracy import measure_accuracy
 from edgepilot.export.frames import Frames, frames
+from edgepilot.export.outdir import WRITTEN as WRITTEN
+from edgepilot.export.outdir import prepare_out as prepare_out
 from edgepilot.export.torch_export import export_bundle
 from edgepilot.perception.train.build import bundle_meta, load_model
 from edgepilot.perception.train.config import DetConfig, TrainConfig
 from edgepilot.runtime.build.fp16 import fp16_model
 from edgepilot.runtime.bundle import FILES, Bundle, load_bundle, write_meta
 from edgepilot.runtime.errors import EdgepilotError, require
-from edgepilot.runtime.outputs import check_outputs, write_text_atomic
+from edgepilot.runtime.outputs import write_text_atomic
 from edgepilot.runtime.progress import progress
 
 TASKS = {"seg": "segmentation", "det": "detection"}
 OPSET = 17
 PARITY_FRAMES = 8
-# what an export writes besides FILES (the FP16 sidecar); --force removes only these
-WRITTEN = (*(v for k, v in FILES.items() if k != "engines"), "model.fp16.json")
-
-
-def prepare_out(out: Path, force: bool) -> None:
-    """Refuse a file, an unwritable or a non-empty folder without ``force`` (exit 2); with it,
-    delete the files an export writes there. Creates the folder (and missing parents, as datagen)."""
-    if out.exists() and not out.is_dir():
-        raise EdgepilotError(f"--out {out} is a file, not a folder; give a folder", exit_code=2)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EdgepilotError(f"--out {out}: cannot create its parent folder ({exc.strerror or exc})",
-                             exit_code=2) from exc
-    check_outputs({}, folders={"--out": out})
-    if out.is_dir() and any(out.iterdir()):
-        if not force:
-            raise EdgepilotError(f"--out {out} is not empty: pass --force to overwrite it", exit_code=2)
-        for name in WRITTEN:
-            (out / name).unlink(missing_ok=True)
-    out.mkdir(exist_ok=True)
 
 
 def _frames_for(task: str, val_data: Sequence[str | Path] | None, calib: Sequence[str | Path] | None,

@@ -27,16 +27,17 @@ Folders = Sequence[str | Path]
 
 @dataclass(frozen=True, slots=True)
 class Frames:
-    """Frames of datagen folders ("all" split), in file order; ``limit`` > 0 keeps the first N."""
+    """Frames of datagen folders (``split``, "all" by default), in file order; ``limit`` > 0 keeps the first N."""
 
     folders: tuple[str, ...]
     labels: bool = True
     limit: int = 0
+    split: str = "all"
 
     def dataset(self) -> DatagenDataset:
         if not self.folders:
             raise EdgepilotError("no frame folders given", exit_code=2)
-        return DatagenDataset(list(self.folders), "all", labels=self.labels)
+        return DatagenDataset(list(self.folders), self.split, labels=self.labels)
 
     def __len__(self) -> int:
         n = len(self.dataset())
@@ -48,19 +49,19 @@ class Frames:
             yield ds[i]
 
 
-def frames(folders: Folders | None, *, labels: bool = True, limit: int = 0) -> Frames | None:
+def frames(folders: Folders | None, *, labels: bool = True, limit: int = 0, split: str = "all") -> Frames | None:
     """A :class:`Frames` of ``folders``, or None when none are given."""
     if not folders:
         return None
-    return Frames(tuple(str(f) for f in folders), labels, limit)
+    return Frames(tuple(str(f) for f in folders), labels, limit, split)
 
 
 class InputFeeder:
     """RGB sample -> (copied input tensor [1, 3, H, W] as the bundle's spec says, Transform)."""
 
-    def __init__(self, bundle: Bundle) -> None:
+    def __init__(self, bundle: Bundle, hw: tuple[int, int] | None = None) -> None:
         self.name = bundle.inputs[0].name
-        self._pre = Preprocessor(bundle.inputs[0], bundle.preprocess)
+        self._pre = Preprocessor(bundle.inputs[0], bundle.preprocess, hw)
 
     def __call__(self, image_rgb: np.ndarray) -> tuple[np.ndarray, Transform]:
         x, transform = self._pre(np.ascontiguousarray(image_rgb[:, :, ::-1]))  # the runtime's frames are BGR

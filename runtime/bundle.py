@@ -42,6 +42,7 @@ from edgepilot.runtime.bundle_check import (
     check_schema,
 )
 from edgepilot.runtime.errors import BundleError
+from edgepilot.runtime.onnx_meta import is_onnx_file, onnx_bundle_meta
 
 FORMAT = "edgepilot-bundle"
 VERSION = 1
@@ -176,7 +177,7 @@ def _check_meta(meta: Any, where: Path) -> None:
 
 
 def load_bundle(path: str | Path, *, check_onnx: bool = True) -> Bundle:
-    """Load and validate a bundle folder (or a meta.json path).
+    """Load and validate a bundle folder (or a meta.json path, or a bare YOLO ``.onnx``: :func:`onnx_bundle`).
 
     With ``check_onnx`` the FP32 ONNX graph is parsed (when the ``onnx`` package is
     installed) and its opset, input names and shapes compared with meta.json.
@@ -187,6 +188,8 @@ def load_bundle(path: str | Path, *, check_onnx: bool = True) -> Bundle:
         root = root.parent
     if not root.exists():
         raise BundleError(f"model bundle {root} does not exist; pass a bundle folder to --model")
+    if is_onnx_file(root):
+        return onnx_bundle(root, check_onnx=check_onnx)
     if root.is_file():
         raise BundleError(
             f"{root} is a file, not a bundle folder: put it in a folder with a meta.json "
@@ -205,6 +208,26 @@ def load_bundle(path: str | Path, *, check_onnx: bool = True) -> Bundle:
     _check_meta(meta, meta_path)
     bundle = Bundle(root, meta, _specs(meta, "inputs"), _specs(meta, "outputs"))
     bundle.file("fp32")
+    if check_onnx:
+        check_onnx_graph(bundle)
+    return bundle
+
+
+def onnx_bundle(path: str | Path, *, names: list[str] | None = None, imgsz: tuple[int, int] | None = None,
+                check_onnx: bool = True) -> Bundle:
+    """A bundle held in memory for a bare detection ONNX that describes itself (``runtime.onnx_meta``).
+
+    No meta.json is written: the bundle's folder is the file's, and the files it may
+    derive there are named after the file (``yolov8n.fp16.onnx``, ``engines/``), so
+    two models in one folder never share one. Raises BundleError as :func:`load_bundle`.
+    """
+    onnx_path = Path(path)
+    stem = onnx_path.stem
+    meta = {"format": FORMAT, "version": VERSION, **onnx_bundle_meta(onnx_path, names=names, imgsz=imgsz),
+            "files": {"fp32": onnx_path.name, "fp16": f"{stem}.fp16.onnx", "int8": f"{stem}.int8.onnx",
+                      "torch": f"{stem}.pt2"}}
+    _check_meta(meta, onnx_path)
+    bundle = Bundle(onnx_path.parent, meta, _specs(meta, "inputs"), _specs(meta, "outputs"))
     if check_onnx:
         check_onnx_graph(bundle)
     return bundle

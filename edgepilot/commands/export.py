@@ -1,4 +1,4 @@
-"""``edgepilot export``: a training checkpoint -> a checked model bundle (FP32, FP16, INT8)."""
+"""``edgepilot export``: a training checkpoint (or a YOLO ONNX) -> a checked model bundle (FP32, FP16, INT8)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from edgepilot.commands.common import int_in
 
 NAME = "export"
-HELP = "export a checkpoint to a model bundle (ONNX FP32/FP16/INT8, parity and accuracy checked)"
+HELP = "export a checkpoint (or a YOLO ONNX, --from-onnx) to a model bundle (ONNX FP32/FP16/INT8, checked)"
 DESCRIPTION = """\
 Export a seg or det checkpoint (best.pt / last.pt) to a model bundle folder:
 model.onnx (opset 17, cleaned by onnxslim), model.fp16.onnx, model.pt2 for the
@@ -24,16 +24,25 @@ numbers when it does not). Accuracy per precision (mIoU or AP50) and parity
 are written to meta.json and printed. A non-empty BUNDLE is refused unless
 --force. `edgepilot info --model BUNDLE` reads the result.
 
+--from-onnx MODEL.onnx instead of a checkpoint: a detection ONNX exported by
+Ultralytics (YOLOv8 / YOLO11, nms=False) becomes a bundle from the class names,
+input size and task in its metadata (--names / --imgsz supply or override them):
+model.onnx (copied), meta.json (letterbox, RGB, 1/255, the yolo decoder) and
+model.fp16.onnx (unless --no-fp16). No torch needed.
+
 examples:
   edgepilot export runs/seg/best.pt --task seg --out models/seg --val data/val/highway
   edgepilot export runs/det/best.pt --task det --out models/det --int8 \\
       --calib data/det/highway --val data/val/highway
+  edgepilot export --from-onnx yolov8n.onnx --out models/yolov8n
+  edgepilot export --from-onnx detector.onnx --names car,truck,bus --imgsz 384x640 --out models/mine
 """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", type=Path, metavar="CKPT", help="best.pt or last.pt from edgepilot train")
-    p.add_argument("--task", choices=("seg", "det"), required=True, help="what the checkpoint was trained for")
+    p.add_argument("checkpoint", type=Path, nargs="?", metavar="CKPT",
+                   help="best.pt or last.pt from edgepilot train (or give --from-onnx instead)")
+    p.add_argument("--task", choices=("seg", "det"), help="what the checkpoint was trained for (needed with CKPT)")
     p.add_argument("--out", type=Path, required=True, metavar="BUNDLE", help="bundle folder to write")
     p.add_argument("--val", nargs="+", metavar="DIR", help="datagen folders for parity and accuracy (all frames)")
     p.add_argument("--int8", action="store_true", help="also write model.int8.onnx (needs --calib and --val)")
@@ -43,6 +52,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int_in(1, 256), default=1, help="CPU threads for torch and onnxruntime")
     p.add_argument("--force", action="store_true", help="overwrite a non-empty BUNDLE")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (or summary line) on stderr")
+    p.add_argument("--engine", action="store_true", help="then build its TensorRT engines as `edgepilot build` "
+                   "does (where TensorRT is missing: trtexec.sh written instead, exit 3)")
+    g = p.add_argument_group("from an ONNX (instead of CKPT)")
+    g.add_argument("--from-onnx", type=Path, metavar="MODEL.onnx",
+                   help="a detection ONNX with Ultralytics metadata (YOLOv8/YOLO11 [1, 4+nc, N] output)")
+    g.add_argument("--names", metavar="NAMES", help="class names: a comma list, a text file (one per line) or "
+                   "a YAML/JSON with 'names' (an Ultralytics data.yaml); overrides the metadata")
+    g.add_argument("--imgsz", type=_imgsz, metavar="HxW", help="input size, e.g. 640 or 384x640; overrides the metadata")
+    g.add_argument("--no-fp16", action="store_true", help="do not write model.fp16.onnx")
+
+
+def _imgsz(text: str) -> tuple[int, int]:
+    from edgepilot.runtime.errors import EdgepilotError
+    from edgepilot.runtime.options import parse_shape
+
+    try:
+        hw = parse_shape(f"{text}x{text}" if text.strip().isdigit() else text)
+    except EdgepilotError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if hw is None:
+        raise argparse.ArgumentTypeError(f"--imgsz {text!r}: give a size, e.g. 640 or 384x640")
+    return hw
 
 
 def _row(task: str, precision: str, acc: dict[str, Any], par: dict[str, Any]) -> str:
@@ -55,11 +86,51 @@ def _row(task: str, precision: str, acc: dict[str, Any], par: dict[str, Any]) ->
     return f"  {precision:<5} {score}  max abs err {par.get('max_abs_error', 0.0):9.3g}  {share}"
 
 
+def _engine(args: argparse.Namespace, out: Path) -> int:
+    """``--engine``: the written bundle's TensorRT engines, as ``edgepilot build`` builds them (its exit code)."""
+    if not args.engine:
+        return 0
+    from edgepilot.commands.build import run_build
+
+    return run_build(out)
+
+
+def _from_onnx(args: argparse.Namespace) -> int:
+    """``--from-onnx``: refuse the checkpoint-only options, then write the bundle."""
+    from edgepilot.export.from_onnx import export_from_onnx, read_names, summary
+    from edgepilot.runtime.errors import EdgepilotError
+
+    if args.checkpoint is not None:
+        raise EdgepilotError(f"give a checkpoint ({args.checkpoint}) or --from-onnx ({args.from_onnx}), not both",
+                             exit_code=2)
+    used = [flag for flag, on in (("--task", args.task == "seg"), ("--val", args.val), ("--int8", args.int8),
+                                  ("--calib", args.calib)) if on]
+    if used:
+        raise EdgepilotError(f"{', '.join(used)} apply to checkpoints, not to --from-onnx (a detection ONNX "
+                             "is copied, not re-exported)", exit_code=2)
+    names = read_names(args.names) if args.names else None
+    out = export_from_onnx(args.from_onnx, args.out, names=names, imgsz=args.imgsz, fp16=not args.no_fp16,
+                           force=args.force)
+    print(summary(out))
+    return _engine(args, out)
+
+
 def main(args: argparse.Namespace) -> int:
+    if args.from_onnx is not None:
+        return _from_onnx(args)  # before export.bundle is imported: no torch needed
     from edgepilot.export.bundle import export_checkpoint
     from edgepilot.export.quantize import METHODS
     from edgepilot.runtime.errors import EdgepilotError
 
+    if args.checkpoint is None:
+        raise EdgepilotError("give a checkpoint to export (CKPT) or a detection ONNX (--from-onnx MODEL.onnx)",
+                             exit_code=2)
+    if args.task is None:
+        raise EdgepilotError(f"--task seg|det is needed to export checkpoint {args.checkpoint}", exit_code=2)
+    ignored = [flag for flag, on in (("--names", args.names), ("--imgsz", args.imgsz), ("--no-fp16", args.no_fp16))
+               if on]
+    if ignored:
+        raise EdgepilotError(f"{', '.join(ignored)} apply to --from-onnx, not to a checkpoint", exit_code=2)
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
@@ -74,4 +145,4 @@ def main(args: argparse.Namespace) -> int:
     if "calibration" in meta:
         c = meta["calibration"]
         print(f"  int8 calibration: {c['method']} on {c['frames']} frames; {c['why']}")
-    return 0
+    return _engine(args, out)

@@ -36,6 +36,7 @@ examples:
   edgepilot run 0 --model models/det --backend trt --precision fp16 --device cuda:0 --show
   edgepilot run synthetic:640x480@30:300 --model models/seg --backend null --engine-opt delay_ms=5
   edgepilot run clip.mp4 --model models/seg --realtime --report report.json
+  edgepilot run clip.mp4 --model yolov8n.onnx          # a bare Ultralytics ONNX, no meta.json needed
 
 Exit codes: 0 done, 1 runtime failure (camera died, NaN outputs), 2 bad input, 130 Ctrl-C.
 The report is written even when the run fails or is interrupted.
@@ -45,8 +46,10 @@ The report is written even when the run fails or is interrupted.
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", metavar="SOURCE", help="video path, camera index, URL, GStreamer pipeline "
                    "or synthetic:WxH@FPS[:N] (see above)")
-    p.add_argument("--model", required=True, metavar="BUNDLE", help="model bundle folder (meta.json + model.onnx)")
-    add_engine_arguments(p)
+    p.add_argument("--model", required=True, metavar="BUNDLE",
+                   help="model bundle folder (meta.json + model.onnx), or a YOLOv8/YOLO11 detection .onnx "
+                        "exported by Ultralytics (read from its metadata)")
+    add_engine_arguments(p, backend="auto")
     p.add_argument("--out", metavar="VIDEO", help="write annotated frames to a video (.mp4 mp4v, .avi MJPG)")
     p.add_argument("--jsonl", metavar="FILE", help="write one JSON record per frame (timings and outputs)")
     p.add_argument("--report", metavar="FILE", help="write the latency report as JSON")
@@ -77,7 +80,7 @@ class RunOptions:
 
     source: str
     model: str
-    backend: str = "ort"
+    backend: str = "auto"
     precision: str = "fp32"
     device: str = "cpu"
     shape: tuple[int, int] | None = None

@@ -7,12 +7,13 @@ shapes, calibration), so a stale engine is rebuilt or refused, never run.
 I/O is bound by tensor name to torch CUDA tensors (torch is the CUDA memory
 allocator) and run with ``execute_async_v3`` on a torch CUDA stream.
 
-Precisions: ``fp32`` parses ``model.onnx``; ``fp16`` and ``int8`` set
-``BuilderFlag.FP16`` / ``INT8`` where the installed TensorRT still has them
-(weakly typed networks); where it does not (TensorRT 11 dropped weak typing),
-the network is strongly typed and the types come from the graph itself:
-``model.fp16.onnx`` (onnxruntime's FP16 conversion) or the Q/DQ
-``model.int8.onnx``.
+Precisions: every network is strongly typed and its types come from the
+graph itself, with no precision flags and no calibrator (the same build on
+TensorRT 10 and 11, which dropped weak typing): ``fp32`` parses
+``model.onnx``, ``fp16`` ``model.fp16.onnx`` (onnxruntime's FP16 conversion),
+``int8`` the Q/DQ ``model.int8.onnx`` (the parts outside its quantised regions
+run in FP32). The build itself is ``runtime.build.tensorrt``, shared with
+``edgepilot build`` and ``export --engine``.
 
 Options (``TrtEngine.OPTIONS``): ``rebuild`` (default True; False refuses a
 missing/stale engine), ``engine`` (an explicit engine file, which needs its

@@ -1,4 +1,4 @@
-"""TensorRT backend: precision plans against fake TensorRT 10/11 modules; real runs marked ``trt``."""
+"""TensorRT backend: strongly typed build plans against fake TensorRT 8/10/11 modules; real runs marked ``trt``."""
 
 from __future__ import annotations
 
@@ -11,51 +11,53 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from edgepilot.runtime.build.tensorrt import build_plan, calibration_sha256, network_flags
+from edgepilot.runtime.build.tensorrt import (
+    BuildPlan,
+    build_plan,
+    calibration_sha256,
+    network_flags,
+)
 from edgepilot.runtime.bundle import FILES, load_bundle
 from edgepilot.runtime.engines import load_engine
-from edgepilot.runtime.errors import BundleError, DeviceError, MissingExtraError
+from edgepilot.runtime.errors import BundleError, DeviceError, EngineError, MissingExtraError
 
 
-def fake_trt(*builder_flags: str) -> SimpleNamespace:
-    """Just enough of the tensorrt module for the plan logic: BuilderFlag members and STRONGLY_TYPED."""
-    return SimpleNamespace(BuilderFlag=SimpleNamespace(**{f: i for i, f in enumerate(builder_flags)}),
-                           NetworkDefinitionCreationFlag=SimpleNamespace(STRONGLY_TYPED=1))
+def fake_trt(version: str, *creation_flags: str) -> SimpleNamespace:
+    """Just enough of the tensorrt module for the plan logic: a version and NetworkDefinitionCreationFlag."""
+    return SimpleNamespace(__version__=version,
+                           NetworkDefinitionCreationFlag=SimpleNamespace(**{f: i for i, f in enumerate(creation_flags)}))
 
 
-TRT10 = fake_trt("FP16", "INT8", "TF32")
-TRT11 = fake_trt("TF32")  # weak typing (FP16/INT8 builder flags) removed
+TRT10 = fake_trt("10.3.0", "EXPLICIT_BATCH", "STRONGLY_TYPED")
+TRT11 = fake_trt("11.0.0", "EXPLICIT_BATCH", "STRONGLY_TYPED")  # accepted and ignored: always strongly typed
+TRT8 = fake_trt("8.6.2", "EXPLICIT_BATCH", "EXPLICIT_PRECISION")
 
 
-def test_plans_on_tensorrt_10(bundles: dict[str, Path]) -> None:
-    bundle = load_bundle(bundles["seg"])
-    fp32, fp16 = build_plan(TRT10, bundle, "fp32"), build_plan(TRT10, bundle, "fp16")
-    assert (fp32.onnx.name, fp32.flags, fp32.strongly_typed) == ("model.onnx", (), False)
-    assert (fp16.onnx.name, fp16.flags, fp16.strongly_typed) == ("model.onnx", ("FP16",), False)
-    assert network_flags(TRT10, False) == 0 and network_flags(TRT10, True) == 2
+def test_every_network_is_strongly_typed() -> None:
+    assert network_flags(TRT10) == 2 and network_flags(TRT11) == 2
+    with pytest.raises(EngineError, match="no strongly typed networks: install TensorRT 10 or later"):
+        network_flags(TRT8)
 
 
-def test_plans_on_tensorrt_11_use_typed_graphs(bundles: dict[str, Path], tmp_path: Path) -> None:
+def test_plans_take_the_precision_from_the_graph(bundles: dict[str, Path], tmp_path: Path) -> None:
     folder = shutil.copytree(bundles["seg_logits"], tmp_path / "seg")
     bundle = load_bundle(folder)
-    plan = build_plan(TRT11, bundle, "fp16")
-    assert (plan.onnx.name, plan.flags, plan.strongly_typed) == (FILES["fp16"], (), True)
+    assert build_plan(bundle, "fp32") == BuildPlan("fp32", folder / "model.onnx")
+    assert build_plan(bundle, "fp16") == BuildPlan("fp16", folder / FILES["fp16"])  # converted on first use
     assert (folder / FILES["fp16"]).is_file()
 
 
 def test_int8_plan_needs_the_qdq_graph(bundles: dict[str, Path], tmp_path: Path) -> None:
     folder = shutil.copytree(bundles["seg"], tmp_path / "seg")
     with pytest.raises(BundleError, match="no int8 model"):
-        build_plan(TRT10, load_bundle(folder), "int8")
+        build_plan(load_bundle(folder), "int8")
     # stand-in for a Q/DQ export: any file registered as files.int8
     shutil.copy(folder / "model.onnx", folder / "model.int8.onnx")
     meta = json.loads((folder / "meta.json").read_text())
     meta.update(files={"int8": "model.int8.onnx"}, calibration={"sha256": "ab" * 32})
     (folder / "meta.json").write_text(json.dumps(meta))
     bundle = load_bundle(folder)
-    plan10, plan11 = build_plan(TRT10, bundle, "int8"), build_plan(TRT11, bundle, "int8")
-    assert (plan10.onnx.name, plan10.flags, plan10.strongly_typed) == ("model.int8.onnx", ("INT8", "FP16"), False)
-    assert (plan11.flags, plan11.strongly_typed) == ((), True)
+    assert build_plan(bundle, "int8") == BuildPlan("int8", folder / "model.int8.onnx")
     assert calibration_sha256(bundle, "int8") == "ab" * 32 and calibration_sha256(bundle, "fp16") is None
 
 
