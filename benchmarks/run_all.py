@@ -1,9 +1,10 @@
-"""The benchmark suite behind ``make bench``: engine latency on CPU, then the loop benchmark.
+"""The benchmark suite behind ``make bench``: engine latency on CPU, the loop benchmark, the CPU comparison.
 
 Builds the tiny bundle named in the config into a temporary folder, benches
 every (backend, precision, shape) row with ``runtime.bench`` (the code behind
 ``edgepilot bench``), writes the JSON report and a PNG, prints the table, then
-runs ``benchmarks/bench_loop.py`` when it exists.
+runs ``benchmarks/bench_loop.py`` when it exists, then ``benchmarks/bench_cpu_compare.py``
+(ort vs openvino and a hand-written OpenVINO loop, ``cpu_compare.json``; needs openvino).
 
     python benchmarks/run_all.py [--config configs/bench/default.yaml]
 """
@@ -11,6 +12,7 @@ runs ``benchmarks/bench_loop.py`` when it exists.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -100,12 +102,24 @@ def bench_loop() -> int:
     return subprocess.run([sys.executable, str(script)], cwd=ROOT, check=False).returncode
 
 
+def bench_cpu_compare() -> int:
+    """ort vs openvino (and the peer loop) on the same models: benchmarks/results/cpu_compare.json."""
+    import importlib.util
+
+    if importlib.util.find_spec("openvino") is None:
+        print("openvino is not installed (pip install 'edgepilot[openvino]'): CPU comparison skipped")
+        return 0
+    script = ROOT / "benchmarks" / "bench_cpu_compare.py"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, str(script), "--frames", "90"], cwd=ROOT, env=env, check=False).returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "bench" / "default.yaml")
     args = parser.parse_args(argv)
     cfg = load_config(args.config) if args.config.is_file() else SuiteConfig()
-    return bench_engines(cfg) or bench_loop()
+    return bench_engines(cfg) or bench_loop() or bench_cpu_compare()
 
 
 if __name__ == "__main__":

@@ -53,6 +53,46 @@ def loop_table() -> str:
     return "\n".join(lines)
 
 
+def cpu_table() -> str:
+    d = _load("cpu_compare.json")
+    rows = [r for r in d["rows"] if r["variant"] == "default"]
+    lines = ["| model | input | precision | ort p50 ms | openvino p50 ms | openvino / ort speed | ort loop FPS | "
+             "openvino loop FPS |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    models = d["setup"]["models"]
+    for m in dict.fromkeys(r["model"] for r in rows):
+        for p in ("fp32", "fp16", "int8"):
+            by = {r["backend"]: r for r in rows if r["model"] == m and r["precision"] == p}
+            if set(by) != {"ort", "openvino"}:
+                continue
+            o, v = by["ort"], by["openvino"]
+            hw = "x".join(str(x) for x in models.get(m, {}).get("input", []))
+            ip = v["describe"].get("inference_precision", "")
+            lines.append(f"| {m} | {hw} | {p} | {o['engine']['p50_ms']:.2f} | {v['engine']['p50_ms']:.2f}"
+                         f"{f' ({ip})' if ip and ip != 'f32' else ''} | "
+                         f"{o['engine']['p50_ms'] / v['engine']['p50_ms']:.2f}x | {o['loop_fps']:.1f} | {v['loop_fps']:.1f} |")
+    t = d["targets"]
+    e = t["yolov8n_engine"]
+    peer = t["yolov8n_loop_vs_peer"]
+    lines += ["", "| target (yolov8n-class, 384x640) | measured | target |", "| --- | --- | --- |",
+              f"| engine: best openvino ({e['best_openvino_float']}) over ort fp32 | {e['over_ort_fp32']:.2f}x | "
+              f">= {e['target_over_ort_fp32']}x |",
+              f"| engine: openvino int8 over openvino fp32 | {e['openvino_int8_over_openvino_fp32']:.2f}x | "
+              f">= {e['target_int8_over_fp32']}x |"]
+    for name, ratio in t["loop_over_engine_for_engines_of_10ms_or_more"].items():
+        if name.endswith(" default") or "throughput" in name:
+            lines.append(f"| loop FPS / engine FPS, {name} | {ratio:.2f} | >= 0.95 |")
+    lines.append(f"| loop: best edgepilot ({peer['best_edgepilot_row']}, {peer['best_edgepilot_fps']:.1f} FPS) over "
+                 f"the peer loop ({peer['peer_fps']:.1f} FPS) | {peer['over_peer']:.2f}x | >= {peer['target_over_peer']}x |")
+    for m, b in t["bundles_engine"].items():
+        lines.append(f"| {m}: fastest openvino ({b['best_openvino']}) over fastest ort ({b['best_ort']}) | "
+                     f"{b['openvino_over_ort']:.2f}x | > 1x |")
+    lines.append("")
+    lines.append(f"`{d['command']}` (also run by `make bench`) → `benchmarks/results/cpu_compare.json` "
+                 f"({d['device']['cpu']}, {d['device']['cores']} cores, {d['date'][:10]}; threads = "
+                 f"{d['setup']['threads']} for both backends; {d['setup']['rounds']} interleaved rounds).")
+    return "\n".join(lines)
+
+
 def sim_table() -> str:
     d = _load("sim_builtin.json")
     return (f"Built-in world: **{d['steps_per_s']:.1f} rendered steps/s** at {d['height']}x{d['width']} "
@@ -71,7 +111,7 @@ def driver_table() -> str:
     return "\n".join(lines)
 
 
-TABLES = {"engines": engines_table, "loop": loop_table, "sim": sim_table, "driver": driver_table}
+TABLES = {"engines": engines_table, "loop": loop_table, "cpu": cpu_table, "sim": sim_table, "driver": driver_table}
 
 
 def render(name: str) -> str:

@@ -330,6 +330,14 @@ def open_source(spec: str, *, realtime: bool = False, backoff: Backoff | None = 
     return _open_file(spec, realtime, kwargs)
 
 
+def every_frame(spec: str, realtime: bool = False) -> bool:
+    """Whether ``open_source(spec, realtime=realtime)`` is a file read as fast as it decodes, every
+    frame processed (so throughput, not per-frame latency, is what the loop is for)."""
+    spec = spec.strip()
+    return not (realtime or _SYNTHETIC.match(spec) or spec.startswith("synthetic") or spec.isdigit()
+                or "!" in spec or _URL.match(spec))
+
+
 def _open_file(spec: str, realtime: bool, kwargs: dict[str, Any]) -> Source:
     path = Path(spec).expanduser()
     if not path.is_file():

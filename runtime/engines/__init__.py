@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -94,18 +95,26 @@ def choose_backend(precision: str = "fp32", device: str = "cpu") -> list[tuple[s
 
 
 def load_engine(bundle: Bundle | str | Path, backend: str = "ort", precision: str = "fp32",
-                device: str = "cpu", hw: tuple[int, int] | None = None, **options: Any) -> Engine:
+                device: str = "cpu", hw: tuple[int, int] | None = None,
+                defaults: Mapping[str, Mapping[str, Any]] | None = None, **options: Any) -> Engine:
     """Build an engine for a bundle (a loaded Bundle or a folder path); ``backend="auto"`` chooses one.
 
     With ``auto`` a candidate that cannot run here (its library fails to
     import, or it cannot compile this graph: EngineError, exit 1) hands over to
     the next, and ``chosen_by`` says so; bad input (the bundle, an option, the
-    device) is raised as it is.
+    device) is raised as it is. ``defaults`` are per-backend options a caller
+    prefers (e.g. ``run`` on a file: ``{"openvino": {"hint": "throughput"}}``):
+    applied to that backend only, under any option given, and never narrowing
+    ``auto``'s candidates as given options do.
     """
     if not isinstance(bundle, Bundle):
         bundle = load_bundle(bundle)
+
+    def given(name: str) -> dict[str, Any]:  # a caller's per-backend defaults, under what was given
+        return {**(defaults or {}).get(name, {}), **options}
+
     if backend != AUTO:
-        return engine_class(backend).from_bundle(bundle, precision, device, hw, **options)
+        return engine_class(backend).from_bundle(bundle, precision, device, hw, **given(backend))
     candidates = choose_backend(precision, device)
     if options:  # options narrow the choice to the backends that declare every one of them
         lacking = {n: sorted(set(options) - {o.name for o in engine_class(n).OPTIONS}) for n, _ in candidates}
@@ -123,7 +132,7 @@ def load_engine(bundle: Bundle | str | Path, backend: str = "ort", precision: st
     measured = parse_device(device).kind == "cpu" and len(candidates) > 1 and auto.enabled()
     for rank, (name, why) in enumerate(candidates):
         try:
-            loaded[name] = engine_class(name).from_bundle(bundle, precision, device, hw, **options)
+            loaded[name] = engine_class(name).from_bundle(bundle, precision, device, hw, **given(name))
             whys[name] = why
         except (EngineError, MissingExtraError) as exc:
             usable = isinstance(exc, MissingExtraError) or (exc.exit_code == 1 and not isinstance(exc, DeviceError))
@@ -136,7 +145,7 @@ def load_engine(bundle: Bundle | str | Path, backend: str = "ort", precision: st
         if not measured:
             break
     if len(loaded) > 1:
-        name, why = auto.pick(bundle, precision, hw, options, loaded)
+        name, why = auto.pick(bundle, precision, hw, loaded)
         for other, engine in loaded.items():
             if other != name:
                 engine.close()

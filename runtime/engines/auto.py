@@ -10,8 +10,11 @@ measures:
 1. every installed candidate is loaded (a candidate that cannot run this
    graph drops out, as before);
 2. each is warmed up and then timed on the same random inputs in interleaved
-   rounds (so a burst of machine load hits all of them alike); the lowest
-   median wins and the others are closed;
+   rounds (so a burst of machine load hits all of them alike): back-to-back
+   latency, or for an engine that overlaps requests in the loop (openvino with
+   ``overlap``, on by default with ``hint=throughput``) the time per frame at
+   its throughput with the loop's requests in flight; the lowest median wins
+   and the others are closed;
 3. the decision is kept in ``<bundle>/engines/auto.json`` under a key of
    everything that could change it (the graph's SHA-256, precision, input
    size, options, library versions, CPU model and the cores this process may
@@ -66,13 +69,13 @@ def _version(backend: str) -> str:
     return "unknown"
 
 
-def decision_key(bundle: Bundle, precision: str, hw: tuple[int, int] | None, options: dict[str, Any],
-                 backends: Sequence[str]) -> str:
-    """A hash of everything that could change which backend is fastest."""
+def decision_key(bundle: Bundle, precision: str, hw: tuple[int, int] | None,
+                 options: dict[str, dict[str, Any]]) -> str:
+    """A hash of everything that could change which backend is fastest (``options``: per backend, as validated)."""
     graph = bundle.file("int8" if precision == "int8" else "fp32")
     parts = {"graph_sha256": file_sha256(graph), "precision": precision, "hw": list(hw) if hw else None,
-             "options": {k: repr(v) for k, v in sorted(options.items())},
-             "backends": {b: _version(b) for b in sorted(backends)}, "cpu": cpu_model(),
+             "options": {b: {k: repr(v) for k, v in sorted(o.items())} for b, o in sorted(options.items())},
+             "backends": {b: _version(b) for b in sorted(options)}, "cpu": cpu_model(),
              "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
@@ -115,6 +118,10 @@ def measure(engines: dict[str, Engine]) -> dict[str, float]:
     samples: dict[str, list[float]] = {name: [] for name in engines}
     for _ in range(ROUNDS):
         for name, e in engines.items():
+            fps = e.throughput_fps(feeds[name], CALLS)
+            if fps is not None:  # it overlaps requests in the loop: its per-frame cost is 1 / throughput
+                samples[name].append(1e3 / fps)
+                continue
             for _ in range(CALLS):
                 t0 = time.perf_counter()
                 e.infer(feeds[name])
@@ -122,11 +129,10 @@ def measure(engines: dict[str, Engine]) -> dict[str, float]:
     return {name: float(np.median(s)) for name, s in samples.items()}
 
 
-def pick(bundle: Bundle, precision: str, hw: tuple[int, int] | None, options: dict[str, Any],
-         engines: dict[str, Engine]) -> tuple[str, str]:
+def pick(bundle: Bundle, precision: str, hw: tuple[int, int] | None, engines: dict[str, Engine]) -> tuple[str, str]:
     """(backend, why) among loaded ``engines`` (insertion order: the static preference); closes no engine."""
     names = list(engines)
-    key = decision_key(bundle, precision, hw, options, names)
+    key = decision_key(bundle, precision, hw, {n: dict(e.options) for n, e in engines.items()})
     rec = cached_choice(bundle, key, names)
     where = f"{bundle.path_of('engines').name}/{RECORD}"
     if rec is not None:

@@ -114,6 +114,11 @@ class Engine(ABC):
         """
         return HostProcessor(self.bundle, self, self.hw)
 
+    def throughput_fps(self, feeds: Mapping[str, np.ndarray], calls: int) -> float | None:
+        """Frames/s with as many requests in flight as this engine overlaps in the loop; None where it
+        overlaps none (then back-to-back latency is its per-frame cost). ``auto`` compares on it."""
+        return None
+
     def warmup(self, n: int = 10) -> None:
         feeds = self.sample_inputs()
         for _ in range(n):

@@ -443,3 +443,37 @@ def test_zz_ctrl_c_after_engines_were_released_does_not_crash() -> None:
     assert shared_core(ov) is shared_core(ov)
     with pytest.raises(KeyboardInterrupt):
         signal.raise_signal(signal.SIGINT)
+
+
+def test_caller_defaults_apply_to_their_backend_only_and_never_narrow_auto(bundles: dict[str, Path],
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    throughput = {"openvino": {"hint": "throughput"}}
+    assert load_engine(bundles["seg"], "openvino", defaults=throughput).describe()["hint"] == "throughput"
+    assert load_engine(bundles["seg"], "openvino", defaults=throughput, hint="latency").describe()["hint"] == "latency"
+    assert load_engine(bundles["seg"], "ort", defaults=throughput).backend == "ort"  # not an ort option: unused
+    monkeypatch.setenv("EDGEPILOT_AUTO_MEASURE", "0")
+    info = load_engine(bundles["seg"], "auto", "fp16", defaults=throughput).describe()
+    assert info["backend"] == "openvino" and info["hint"] == "throughput" and "takes no option" not in info["chosen_by"]
+
+
+def test_throughput_is_measured_where_requests_overlap(bundles: dict[str, Path]) -> None:
+    ov = load_engine(bundles["seg"], "openvino", hint="throughput")
+    fps = ov.throughput_fps(ov.sample_inputs(), 6)
+    assert fps is not None and fps > 0
+    assert load_engine(bundles["seg"], "openvino").throughput_fps(ov.sample_inputs(), 6) is None  # one at a time
+    assert load_engine(bundles["seg"], "ort").throughput_fps(ov.sample_inputs(), 6) is None
+
+
+def test_run_processes_a_file_for_throughput_and_a_live_source_for_latency(bundles: dict[str, Path],
+                                                                           tmp_path: Path) -> None:
+    from edgepilot import cli
+    from edgepilot.runtime.synthetic import write_pattern_clip
+
+    clip = write_pattern_clip(tmp_path / "clip.avi", 6, (96, 128))
+    hints = []
+    for source, extra in ((str(clip), []), (str(clip), ["--realtime"]), ("synthetic:64x48@200:4", [])):
+        report = tmp_path / "r.json"
+        assert cli.main(["run", source, "--model", str(bundles["seg"]), "--backend", "openvino", "--no-progress",
+                         "--report", str(report), *extra]) == 0
+        hints.append(json.loads(report.read_text())["engine"]["hint"])
+    assert hints == ["throughput", "latency", "latency"]

@@ -172,3 +172,12 @@ def test_rtsp_prefers_tcp_unless_the_user_chose(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(SourceError):
         open_source("rtsp://127.0.0.1:1/none")
     assert os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] == "rtsp_transport;udp"
+
+
+def test_every_frame_is_a_file_read_as_fast_as_it_decodes() -> None:
+    from edgepilot.runtime.sources import every_frame
+
+    assert every_frame("clip.mp4") and every_frame(" videos/a b.avi ")
+    assert not every_frame("clip.mp4", realtime=True)
+    for live in ("0", "rtsp://cam/stream", "http://x/y.mjpg", "v4l2src ! appsink", "synthetic:64x48@30:5"):
+        assert not every_frame(live), live
