@@ -62,12 +62,30 @@ def backends() -> dict[str, dict[str, Any]]:
     return {"null": {"installed": True}, "torch": t, "onnxruntime": o, "openvino": v, "tensorrt": trt}
 
 
-def auto_choice() -> dict[str, str]:
-    """What ``--backend auto`` runs on this CPU per precision, and why."""
-    from edgepilot.runtime.bundle import PRECISIONS
-    from edgepilot.runtime.engines import choose_backend
+def auto_choice(model: str | None = None) -> dict[str, str]:
+    """What ``--backend auto`` does on this CPU per precision: the bundle's stored measurements
+    (``engines/auto.json``) when ``model`` has any, else how it will choose."""
+    from edgepilot.runtime.bundle import PRECISIONS, load_bundle
+    from edgepilot.runtime.engines import auto, choose_backend
 
-    return {p: "{} ({})".format(*choose_backend(p, "cpu")[0]) for p in PRECISIONS}
+    stored: dict[str, list[dict[str, Any]]] = {}
+    if model is not None:
+        for rec in auto.records(load_bundle(model)).values():
+            if isinstance(rec, dict) and rec.get("precision") in PRECISIONS and isinstance(rec.get("p50_ms"), dict):
+                stored.setdefault(rec["precision"], []).append(rec)
+    out = {}
+    for p in PRECISIONS:
+        candidates = [name for name, _ in choose_backend(p, "cpu")]
+        if stored.get(p):
+            out[p] = "; ".join(f"{r['backend']} measured fastest here {r['measured']} ("
+                               + ", ".join(f"{n} {v:.2f} ms" for n, v in r["p50_ms"].items()) + ")"
+                               for r in stored[p])
+        elif len(candidates) > 1:
+            out[p] = (f"measured at the first load of a bundle among {', '.join(candidates)} "
+                      f"(without measuring: {candidates[0]})")
+        else:
+            out[p] = "{} ({})".format(*choose_backend(p, "cpu")[0])
+    return out
 
 
 def versions() -> dict[str, str | None]:
@@ -135,7 +153,7 @@ def _text(report: dict[str, Any]) -> str:
 def main(args: argparse.Namespace) -> int:
     # The bundle is validated first so a bad --model fails before the slow backend imports.
     summary = bundle_summary(args.model) if args.model else None
-    report: dict[str, Any] = {"versions": versions(), "backends": backends(), "auto": auto_choice()}
+    report: dict[str, Any] = {"versions": versions(), "backends": backends(), "auto": auto_choice(args.model)}
     if summary is not None:
         report["bundle"] = summary
     print(json.dumps(report, indent=2) if args.json else _text(report))

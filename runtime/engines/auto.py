@@ -80,7 +80,8 @@ def decision_key(bundle: Bundle, precision: str, hw: tuple[int, int] | None,
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def _records(bundle: Bundle) -> dict[str, Any]:
+def records(bundle: Bundle) -> dict[str, Any]:
+    """Every stored decision of the bundle, by key (empty when none or unreadable)."""
     try:
         data = json.loads((bundle.path_of("engines") / RECORD).read_text())
     except (OSError, ValueError):
@@ -90,7 +91,7 @@ def _records(bundle: Bundle) -> dict[str, Any]:
 
 def cached_choice(bundle: Bundle, key: str, backends: Sequence[str]) -> dict[str, Any] | None:
     """The stored decision for ``key`` if it names one of ``backends``."""
-    rec = _records(bundle).get(key)
+    rec = records(bundle).get(key)
     if isinstance(rec, dict) and rec.get("backend") in backends and isinstance(rec.get("p50_ms"), dict):
         return rec
     return None
@@ -101,7 +102,7 @@ def store_choice(bundle: Bundle, key: str, record: dict[str, Any]) -> bool:
     folder = bundle.path_of("engines")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        data = _records(bundle)
+        data = records(bundle)
         data[key] = record
         write_text_atomic(folder / RECORD, json.dumps(data, indent=2, sort_keys=True) + "\n")
     except OSError:

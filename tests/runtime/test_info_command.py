@@ -30,8 +30,23 @@ def test_info_json_reports_versions_and_backends() -> None:
     ort = report["backends"]["onnxruntime"]
     assert ort["installed"] is True and "CPUExecutionProvider" in ort["providers"]
     assert set(report["backends"]) == {"null", "torch", "onnxruntime", "openvino", "tensorrt"}
-    assert set(report["auto"]) == {"fp32", "fp16", "int8"} and all(v.split()[0] in ("openvino", "ort") for v in report["auto"].values())
+    assert set(report["auto"]) == {"fp32", "fp16", "int8"}
+    assert all(v.startswith("measured at the first load of a bundle among ") for v in report["auto"].values())
     assert "bundle" not in report
+
+
+def test_info_on_a_bundle_shows_what_auto_measured_there(bundles: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    from edgepilot.runtime.engines import load_engine
+
+    folder = Path(shutil.copytree(bundles["seg"], tmp_path / "seg", ignore=shutil.ignore_patterns("engines")))
+    chosen = load_engine(folder, "auto", "fp32", threads=1).backend
+    proc = run_info("--json", "--model", str(folder))
+    assert proc.returncode == 0, proc.stderr
+    auto = json.loads(proc.stdout)["auto"]
+    assert auto["fp32"].startswith(f"{chosen} measured fastest here ") and "ort " in auto["fp32"]
+    assert auto["int8"].startswith("measured at the first load")
 
 
 def test_info_model_summarises_the_bundle(bundles: dict[str, Path]) -> None:
