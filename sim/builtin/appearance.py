@@ -123,8 +123,7 @@ def build_backdrop(look: Appearance, camera: PinholeCamera, rng: np.random.Gener
     sky = np.broadcast_to(sky, (h, w, 3)) * _texture(rng, h, w, 0.02)
     terrain = look.fog(np.broadcast_to(np.array(look.terrain_rgb), (h, w, 3)), ground_depth)
     rgb = np.where(sky_rows[:, None, None], sky, terrain)
-    labels = np.where(sky_rows[:, None], TAG_IDS["Sky"], TAG_IDS["Terrain"]).astype(np.uint8)
-    labels = np.ascontiguousarray(np.broadcast_to(labels, (h, w)))
+    labels = _backdrop_labels(camera)
     noise = [rng.normal(0.0, look.noise_std, (h, w, 3)) for _ in range(NOISE_FRAMES)]
     return Backdrop(
         rgb=look.light(rgb).astype(np.uint8),
@@ -132,3 +131,16 @@ def build_backdrop(look: Appearance, camera: PinholeCamera, rng: np.random.Gener
         noise_add=tuple(np.clip(n, 0, 255).astype(np.uint8) for n in noise),
         noise_sub=tuple(np.clip(-n, 0, 255).astype(np.uint8) for n in noise),
     )
+
+
+def _backdrop_labels(camera: PinholeCamera) -> np.ndarray:
+    """(H, W) uint8: Sky above the horizon, Terrain below."""
+    sky_rows = ~np.isfinite(camera.ground_depth_per_row())
+    labels = np.where(sky_rows[:, None], TAG_IDS["Sky"], TAG_IDS["Terrain"]).astype(np.uint8)
+    return np.ascontiguousarray(np.broadcast_to(labels, (camera.height, camera.width)))
+
+
+def label_backdrop(camera: PinholeCamera) -> Backdrop:
+    """The backdrop's labels alone, for ``Renderer.render_labels``: no colours, no sensor noise
+    (``rgb`` is 1x1 black) and no random draws, so a labels-only episode skips their cost."""
+    return Backdrop(rgb=np.zeros((1, 1, 3), np.uint8), labels=_backdrop_labels(camera), noise_add=(), noise_sub=())

@@ -39,7 +39,9 @@ class GroundLayer:
 
     @classmethod
     def build(cls, tag: int, polys: list[np.ndarray], rgb: np.ndarray | None) -> GroundLayer:
-        arr = np.array(polys, dtype=np.float64).reshape(-1, 4, 2)
+        """``polys``: quads (4, 2) or blocks of quads (Q, 4, 2), concatenated in order."""
+        blocks = [np.asarray(p, dtype=np.float64).reshape(-1, 4, 2) for p in polys]
+        arr = np.concatenate(blocks) if blocks else np.zeros((0, 4, 2))
         centres = arr.mean(axis=1)
         radii = np.linalg.norm(arr - centres[:, None], axis=2).max(axis=1) if len(arr) else np.zeros(0)
         colours = None if rgb is None else np.broadcast_to(rgb, (len(arr), 3)).astype(np.float64)
@@ -98,41 +100,81 @@ def _samples(lo: float, hi: float, step: float) -> np.ndarray:
     return np.linspace(lo, hi, n + 1)
 
 
-def _strip(lane, s: np.ndarray, lat0: float, lat1: float) -> list[np.ndarray]:
-    """Quads between lateral offsets lat0 and lat1 (highway-env lateral) along samples s."""
-    a = to_world(np.array([lane.position(si, lat0) for si in s]))
-    b = to_world(np.array([lane.position(si, lat1) for si in s]))
-    return [np.array([a[i], a[i + 1], b[i + 1], b[i]]) for i in range(len(s) - 1)]
+def _positions(lane, s: np.ndarray, lateral: float) -> np.ndarray:
+    """``lane.position(s_i, lateral)`` for every s_i: (N, 2) in highway-env's frame.
+
+    A straight lane is one numpy expression doing highway-env's own arithmetic in its
+    order (the same numbers, without a Python call per point); other lanes call it per point.
+    """
+    s = np.asarray(s, dtype=np.float64).reshape(-1)
+    if type(lane).__name__ == "StraightLane":
+        return lane.start + s[:, None] * lane.direction + lateral * lane.direction_lateral
+    return np.array([lane.position(si, lateral) for si in s]).reshape(-1, 2)
 
 
-def _lane_line(lane, side: int, kind: int, lo: float, hi: float, step: float) -> list[np.ndarray]:
+def _strip(lane, s: np.ndarray, lat0: float, lat1: float) -> np.ndarray:
+    """(len(s) - 1, 4, 2) quads between lateral offsets lat0 and lat1 (highway-env lateral)."""
+    a, b = to_world(_positions(lane, s, lat0)), to_world(_positions(lane, s, lat1))
+    return np.stack([a[:-1], a[1:], b[1:], b[:-1]], axis=1)
+
+
+def _lane_line(lane, side: int, kind: int, lo: float, hi: float, step: float) -> np.ndarray:
+    """(Q, 4, 2) quads of one lane line: one per dash, or a strip along the samples."""
     lat = (-1 if side == 0 else 1) * lane.width_at(lo) / 2
+    lat0, lat1 = lat - LINE_W_M / 2, lat + LINE_W_M / 2
     if kind == STRIPED:
         starts = np.arange(np.ceil(lo / DASH_PERIOD_M) * DASH_PERIOD_M, hi - DASH_M, DASH_PERIOD_M)
-        return [q for s in starts for q in _strip(lane, np.array([s, s + DASH_M]),
-                                                  lat - LINE_W_M / 2, lat + LINE_W_M / 2)]
-    return _strip(lane, _samples(lo, hi, step), lat - LINE_W_M / 2, lat + LINE_W_M / 2)
+        ends = starts + DASH_M
+        corners = [_positions(lane, starts, lat0), _positions(lane, ends, lat0),
+                   _positions(lane, ends, lat1), _positions(lane, starts, lat1)]
+        return to_world(np.stack(corners, axis=1))
+    return _strip(lane, _samples(lo, hi, step), lat0, lat1)
 
 
 class RoadMask:
     """Is a world point on (or near) any lane? Lanes sampled as discs every metre."""
 
     def __init__(self, lanes: list, origin_hw: np.ndarray, extent_m: float) -> None:
-        pts, radii = [], []
+        pts, radii = [np.zeros((0, 2))], [np.zeros(0)]
         for lane in lanes:
             lo, hi, _ = _lane_range(lane, origin_hw, extent_m)
-            for s in np.arange(lo, hi + 1.0, 1.0):
-                pts.append(lane.position(s, 0.0))
-                radii.append(lane.width_at(s) / 2)
-        self.points = to_world(np.array(pts))
-        self.radii = np.array(radii)
+            s = np.arange(lo, hi + 1.0, 1.0)
+            pts.append(_positions(lane, s, 0.0))
+            radii.append(np.array([lane.width_at(si) / 2 for si in s]) if type(lane).__name__ != "StraightLane"
+                         else np.full(len(s), lane.width_at(lo) / 2))  # a straight lane's width is constant
+        points, radii_m = to_world(np.concatenate(pts)), np.concatenate(radii)
+        # sorted along the axis the road spreads most, so the discs near a point are one slice
+        self._axis = int(np.argmax(np.ptp(points, axis=0))) if len(points) else 0
+        order = np.argsort(points[:, self._axis], kind="stable")
+        self.points, self.radii = points[order], radii_m[order]
+        self._keys = self.points[:, self._axis]
+        self._max_radius = float(self.radii.max()) if len(self.radii) else 0.0
 
-    def clearance(self, xy: np.ndarray) -> np.ndarray:
-        """(N, 2) world points -> (N,) distance to the nearest lane edge (m, negative inside)."""
-        out = np.empty(len(xy))
-        for i in range(0, len(xy), 256):
-            d = np.linalg.norm(xy[i:i + 256, None] - self.points[None], axis=2) - self.radii[None]
-            out[i:i + 256] = d.min(axis=1)
+    def clearance(self, xy: np.ndarray, cap_m: float = 2.0) -> np.ndarray:
+        """(N, 2) world points -> (N,) distance to the nearest lane edge (m, negative inside),
+        capped at ``cap_m``: exact below it, ``cap_m`` where every edge is farther.
+
+        Only discs within ``cap_m + max radius`` along the sorted axis can be nearer than the
+        cap, so each point is compared with one slice of the sorted discs, not all of them.
+        """
+        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        out = np.full(len(xy), cap_m)
+        if not len(self.points) or not len(xy):
+            return out
+        reach = cap_m + self._max_radius
+        lo = np.searchsorted(self._keys, xy[:, self._axis] - reach, side="left")
+        hi = np.searchsorted(self._keys, xy[:, self._axis] + reach, side="right")
+        for chunk in np.array_split(np.arange(len(xy)), max(int((hi - lo).sum() // 1_000_000), 1)):
+            counts = hi[chunk] - lo[chunk]
+            has = chunk[counts > 0]
+            counts = counts[counts > 0]
+            if not len(has):
+                continue
+            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])  # offset of each slice
+            query = np.repeat(has, counts)  # (K,) query per candidate
+            disc = np.arange(int(counts.sum())) - np.repeat(starts - lo[has], counts)  # (K,)
+            d = np.hypot(*(xy[query] - self.points[disc]).T) - self.radii[disc]
+            out[has] = np.minimum(np.minimum.reduceat(d, starts), cap_m)
         return out
 
 
@@ -157,15 +199,15 @@ def build_static_world(road, scenery: SceneryConfig, look: Appearance, origin_hw
     for lane in lanes:
         lo, hi, step = _lane_range(lane, origin_hw, scenery.extent_m)
         half = lane.width_at(lo) / 2 + 0.05  # a sliver of overlap hides seams between lanes
-        road_q += _strip(lane, _samples(lo, hi, step), -half, half)
+        road_q.append(_strip(lane, _samples(lo, hi, step), -half, half))
         for side, kind in enumerate(lane.line_types):
             if kind in (STRIPED, CONTINUOUS, CONTINUOUS + 1):
-                line_q += _lane_line(lane, side, STRIPED if kind == STRIPED else CONTINUOUS, lo, hi, step)
+                line_q.append(_lane_line(lane, side, STRIPED if kind == STRIPED else CONTINUOUS, lo, hi, step))
     for lane, side, lo, hi, step in _edges(lanes, mask, origin_hw, scenery.extent_m):
         sign = -1 if side == 0 else 1
         half = lane.width_at(lo) / 2
         if scenery.sidewalks:
-            walk_q += _strip(lane, _samples(lo, hi, step), sign * (half + 0.3), sign * (half + 3.0))
+            walk_q.append(_strip(lane, _samples(lo, hi, step), sign * (half + 0.3), sign * (half + 3.0)))
         props += _edge_props(lane, sign, half, lo, hi, scenery, look, rng)
     boxes = BoxSet.from_rows(props)
     keep = _clear_of_road(boxes, mask)

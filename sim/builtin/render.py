@@ -45,11 +45,15 @@ class Renderer:
         self.world: StaticWorld | None = None
         self.look: Appearance | None = None
         self.backdrop: Backdrop | None = None
+        self._labels_only = False
 
     def begin_episode(self, world: StaticWorld, look: Appearance, backdrop: Backdrop,
-                      texture: GroundTexture) -> None:
+                      texture: GroundTexture | None) -> None:
+        """``texture`` None (with ``label_backdrop``'s backdrop): an episode for ``render_labels`` only."""
         self.world, self.look, self.backdrop = world, look, backdrop
-        self.ground.begin_episode(look, texture)
+        self._labels_only = texture is None
+        if texture is not None:
+            self.ground.begin_episode(look, texture)
 
     def render(self, pose: tuple[float, float, float], vehicles: BoxSet, frame: int
                ) -> tuple[np.ndarray, np.ndarray, tuple[Box2D, ...]]:
@@ -61,6 +65,9 @@ class Renderer:
         world, look, backdrop = self.world, self.look, self.backdrop
         if world is None or look is None or backdrop is None:
             raise SimulatorError("Renderer.render before begin_episode: call begin_episode first")
+        if self._labels_only:
+            raise SimulatorError("Renderer.render in an episode begun for labels only (no texture): "
+                                 "call render_labels, or begin_episode with a GroundTexture")
         self.camera.set_pose(*pose)
         np.copyto(self.rgb, backdrop.rgb)
         np.copyto(self.labels, backdrop.labels)
@@ -77,6 +84,22 @@ class Renderer:
         boxes = self._read_boxes(rois, vehicles)
         self._finish(frame, look, backdrop)
         return self.rgb.copy(), self.labels.copy(), boxes
+
+    def render_labels(self, pose: tuple[float, float, float], vehicles: BoxSet) -> np.ndarray:
+        """Only the label image seen from ego ``pose``: a copy, HxW uint8 tag ids.
+
+        The same draw calls as ``render`` write the same labels, without the RGB, the
+        ground textures, the camera effects or the instance buffer (so no boxes).
+        """
+        world, look, backdrop = self.world, self.look, self.backdrop
+        if world is None or look is None or backdrop is None:
+            raise SimulatorError("Renderer.render_labels before begin_episode: call begin_episode first")
+        self.camera.set_pose(*pose)
+        np.copyto(self.labels, backdrop.labels)
+        for layer in (world.road, world.sidewalks, world.lines):
+            self._draw_ground(layer, look, rgb=False)
+        self._draw_boxes(world.props, vehicles, look, rgb=False)
+        return self.labels.copy()
 
     def _paint_surface(self, surface: str, tag: int) -> None:
         """Copy the textured ``surface`` where the labels say ``tag`` (ground rows only)."""
@@ -140,14 +163,14 @@ class Renderer:
                 return None
         return np.round(px * (1 << SHIFT)).astype(np.int32)
 
-    def _draw_ground(self, layer: GroundLayer, look: Appearance) -> None:
+    def _draw_ground(self, layer: GroundLayer, look: Appearance, rgb: bool = True) -> None:
         idx = self._visible(layer.centres, layer.radii)
         if not len(idx):
             return
         polys = layer.polys[idx]
         cam = self.camera.to_camera(np.concatenate([polys, np.zeros(polys.shape[:2] + (1,))], axis=2))
         colours = None
-        if layer.rgb is not None:
+        if layer.rgb is not None and rgb:
             dist = np.linalg.norm(layer.centres[idx] - self.camera.position[:2], axis=1)
             colours = look.finish(layer.rgb[idx], dist)
         cols = None if colours is None else colours.tolist()
@@ -158,8 +181,12 @@ class Renderer:
             if cols is not None:
                 cv2.fillConvexPoly(self.rgb, px, cols[k], cv2.LINE_8, SHIFT)
 
-    def _draw_boxes(self, props: BoxSet, vehicles: BoxSet, look: Appearance) -> dict[int, list[int]]:
-        """Draw props and vehicles far to near; returns pixel ROIs (x0, y0, x1, y1) per actor."""
+    def _draw_boxes(self, props: BoxSet, vehicles: BoxSet, look: Appearance, rgb: bool = True
+                    ) -> dict[int, list[int]]:
+        """Draw props and vehicles far to near; returns pixel ROIs (x0, y0, x1, y1) per actor.
+
+        ``rgb=False`` draws the labels only (no colours, no instances, no ROIs).
+        """
         sel = self._visible(props.centre, np.hypot(props.half_len, props.half_wid))
         boxes = _concat(_take(props, sel), vehicles)
         if not len(boxes):
@@ -170,12 +197,18 @@ class Renderer:
         faces = corners[:, _FACES]  # (N, 5, 4, 3)
         normals = _rotate(_NORMALS[None], boxes.yaw[:, None])  # (N, 5, 3)
         seen = np.einsum("nfk,nfk->nf", faces.mean(axis=2) - self.camera.position, normals) < 0
-        colours = self._shade(boxes, normals, look)  # (N, 5, 3)
         nn, ff = np.nonzero(seen[order])
         nn = order[nn]
         pixels = self._batch_pixels(cam[nn[:, None], _FACES[ff]])
+        tags = boxes.tag.tolist()
+        if not rgb:
+            for n, px in zip(nn.tolist(), pixels, strict=True):
+                if px is not None:
+                    cv2.fillConvexPoly(self.labels, px, tags[n], cv2.LINE_8, SHIFT)
+            return {}
+        colours = self._shade(boxes, normals, look)  # (N, 5, 3)
         rois: dict[int, list[int]] = {}
-        tags, aids, cols = boxes.tag.tolist(), boxes.actor_id.tolist(), colours.tolist()
+        aids, cols = boxes.actor_id.tolist(), colours.tolist()
         for n, f, px in zip(nn.tolist(), ff.tolist(), pixels, strict=True):
             if px is None:
                 continue

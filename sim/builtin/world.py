@@ -2,7 +2,8 @@
 
 Per step: apply the control to highway-env's ego for one simulation tick, then
 render RGB, labels and boxes from the same draw calls, and report events and
-route progress. ``render=False`` skips the camera for fast metric-only runs.
+route progress. ``render=False`` skips the camera for fast metric-only runs;
+``rgb=False`` renders the label image alone, for a policy that reads labels only.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from edgepilot.runtime.errors import SimulatorError
-from edgepilot.sim.builtin.appearance import Appearance, build_backdrop
+from edgepilot.sim.builtin.appearance import Appearance, build_backdrop, label_backdrop
 from edgepilot.sim.builtin.camera import PinholeCamera
 from edgepilot.sim.builtin.geometry import BoxSet, build_static_world, to_world
 from edgepilot.sim.builtin.ground import GroundTexture
@@ -32,17 +33,20 @@ class BuiltinSimulator(Simulator):
 
     Options: ``seed`` (first episode's seed; later resets without a seed count up
     from it), ``render`` (False: a 1x1 black image and no labels, for fast driving
-    metrics), ``far_m`` (draw distance), and any ScenarioConfig field as an override.
+    metrics), ``rgb`` (False: labels only, the same labels as a full render, with a 1x1
+    black image, no boxes and no ground textures), ``far_m`` (draw distance), and any
+    ScenarioConfig field as an override.
     """
 
     name = "builtin"
 
     def __init__(self, scenario: str | ScenarioConfig = "highway", camera: CameraConfig | None = None,
                  seed: int | None = None, render: bool = True, far_m: float = 180.0,
-                 **overrides: Any) -> None:
+                 rgb: bool = True, **overrides: Any) -> None:
         self.config = scenario if isinstance(scenario, ScenarioConfig) else load_scenario(scenario, **overrides)
         self.camera_config = camera or CameraConfig()
         self.render_enabled = render
+        self.rgb_enabled = rgb
         self.camera = PinholeCamera(self.camera_config)
         self.renderer = Renderer(self.camera, far_m=far_m)
         self._next_seed = 0 if seed is None else int(seed)
@@ -67,8 +71,11 @@ class BuiltinSimulator(Simulator):
         ego = self.ego
         self.look = Appearance.sample(rng)
         world = build_static_world(self.env.road, self.config.scenery, self.look, ego.position.copy(), rng)
-        backdrop = build_backdrop(self.look, self.camera, rng)
-        self.renderer.begin_episode(world, self.look, backdrop, GroundTexture.sample(rng))
+        if self.rgb_enabled:
+            backdrop, texture = build_backdrop(self.look, self.camera, rng), GroundTexture.sample(rng)
+        else:  # labels only: no colours, sensor noise or ground textures to prepare (labels draw no randoms)
+            backdrop, texture = label_backdrop(self.camera), None
+        self.renderer.begin_episode(world, self.look, backdrop, texture)
         self.route = Route(self.env.road.network, ego.lane_index, self.config.destination)
         s0 = ego.lane.local_coordinates(ego.position)[0]
         length_m = (self.route.length_from(ego.lane_index, s0) if self.config.destination
@@ -162,8 +169,11 @@ class BuiltinSimulator(Simulator):
         x, y = to_world(ego.position)
         heading = wrap(-float(ego.heading))
         state = EgoState(float(x), float(y), heading, float(ego.speed))
-        if self.render_enabled:
+        if self.render_enabled and self.rgb_enabled:
             image, labels, boxes = self.renderer.render((float(x), float(y), heading), self._vehicle_boxes(), self.frame)
+        elif self.render_enabled:
+            image, boxes = self._blank, ()
+            labels = self.renderer.render_labels((float(x), float(y), heading), self._vehicle_boxes())
         else:
             image, labels, boxes = self._blank, None, ()
         sim_time = self.frame / self.config.frequency_hz
