@@ -2,12 +2,12 @@
 
 One frame per scenario (the one with the most ground-truth vehicles, so the boxes show) from
 the held-out detection sets (datagen ``--seed 1``, never trained
-or tuned on; see configs/train/det.yaml for the commands that make them), run through
+or tuned on; see configs/train/det512.yaml for the commands that make them), run through
 ``models/seg`` and ``models/det`` by the runtime (ort, fp32, the per-frame processor, as
 ``edgepilot run`` does), drawn by the runtime's annotator: the segmentation overlay first,
 then the detector's boxes with their scores, and the ground-truth boxes as thin white frames.
-Frames are upscaled 2x before they go in (the processors resize to the model's input either
-way; boxes come back in the frame's coordinates), so the labels are legible.
+Frames smaller than 512 px wide are upscaled 2x before they go in (the processors resize to
+the model's input either way; boxes come back in the frame's coordinates), so labels are legible.
 
 Run: ``python docs/make_heldout_figure.py`` (writes docs/heldout_predictions.png, ~2 s)
 """
@@ -46,7 +46,7 @@ def ground_truth(folder: Path, image_name: str) -> list[list[float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=ROOT / "data" / "det-heldout", help="held-out datagen root")
+    parser.add_argument("--data", type=Path, default=ROOT / "data" / "det512-heldout", help="held-out datagen root")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "heldout_predictions.png")
     args = parser.parse_args()
 
@@ -61,12 +61,14 @@ def main() -> None:
         images = sorted((folder / "images").glob("*.png"))
         if not images:
             raise SystemExit(f"no held-out images in {folder}/images: make them with the datagen commands "
-                             "in configs/train/det.yaml (--seed 1)")
+                             "in configs/train/det512.yaml (--seed 1)")
         path = max(images, key=lambda p: (len(ground_truth(folder, p.name)), p.name))
-        image = cv2.resize(cv2.imread(str(path)), None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR)
+        image = cv2.imread(str(path))
+        k = 2 if image.shape[1] < 512 else 1
+        image = cv2.resize(image, None, fx=k, fy=k, interpolation=cv2.INTER_LINEAR) if k > 1 else image
         canvas = draw_seg(image, seg_p(Frame.captured(k, image)))
         canvas = draw_det(canvas, det_p(Frame.captured(k, image)))
-        for x, y, w, h in (2 * np.asarray(b) for b in ground_truth(folder, path.name)):
+        for x, y, w, h in (k * np.asarray(b) for b in ground_truth(folder, path.name)):
             cv2.rectangle(canvas, (int(x), int(y)), (int(x + w), int(y + h)), (255, 255, 255), 1)
         cv2.putText(canvas, f"{scenario} (held-out {path.stem})", (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
                     (255, 255, 255), 1, cv2.LINE_AA)
