@@ -8,27 +8,16 @@ Options (``OrtEngine.OPTIONS``):
   ``describe()`` reports the provider that was actually chosen.
 - ``threads``: intra-op threads (or ``$EDGEPILOT_ORT_THREADS``, checked the
   same way), 1 to 4 x the machine's cores (at most 256).
-- ``spin``: whether idle intra-op threads spin-wait (onnxruntime's default,
-  kept: it measured fastest back to back).
+- ``spin``: whether idle intra-op threads spin-wait (onnxruntime's default, kept).
 
 Session options were checked against onnxruntime's performance-tuning advice
 for low-latency CPU inference on this repository's graphs (engine p50, 2
-threads, ``benchmarks/results/cpu_compare.json`` keeps the loop-side rows):
-``ORT_ENABLE_ALL`` graph optimisation (kept) measured 1.2x faster than
-EXTENDED on the YOLOv8n-class detector and 2x on the trained bundles (the
-layout transforms and NCHWc kernels come only with ALL); turning spinning off
-cost 10-40 % back to back; the memory arena and memory patterns made no
-measurable difference on these static-shape graphs (left at their defaults).
-
-Precisions: ``fp32`` runs ``model.onnx``; ``int8`` runs the bundle's Q/DQ
-``model.int8.onnx``; ``fp16`` asks the TensorRT provider for FP16 kernels when
-it leads, and otherwise runs ``model.fp16.onnx``, the graph converted by
-onnxruntime's own ``convert_float_to_float16(keep_io_types=True)`` (inputs and
-outputs stay float32), cached next to the model and regenerated when the
-source graph's SHA-256 recorded in ``model.fp16.json`` no longer matches.
-
-On CUDA the session runs through IO binding: outputs are allocated on the
-device and copied to the host once per call.
+threads, ``benchmarks/profile_cpu.py`` -> ``benchmarks/results/cpu_profile.json``):
+``ORT_ENABLE_ALL`` graph optimisation (kept) measured 1.2x EXTENDED on the
+YOLOv8n-class detector and 1.6-3.7x on the trained bundles; spinning off, the
+memory arena off and memory patterns off each moved the p50 by less than the
+machine's run-to-run noise, in both directions, so onnxruntime's defaults stay
+(``spin`` is an option to try on a busy host).
 """
 
 from __future__ import annotations
