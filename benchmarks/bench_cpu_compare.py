@@ -28,7 +28,7 @@ interleaved rounds (so machine drift hits every row alike):
 - per-frame processor latency: ``processor(frame)`` on one clip frame, synchronous
   (preprocess + infer + decode in one thread);
 - loop FPS: ``runtime.pipeline.run_loop`` (what ``edgepilot run`` runs) over the
-  same generated MJPG clip (file semantics: every frame processed), with the
+  same generated 90-frame MJPG clip (file semantics: every frame processed), with the
   engine's default processor; ``loop_over_engine`` is loop FPS over the
   engine-only FPS of the same row: 1000 / engine p50, or for rows that overlap
   requests the engine's own throughput with as many requests in flight as the
@@ -514,7 +514,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="inference threads for every backend")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved measurement rounds")
     parser.add_argument("--iters", type=int, default=20, help="engine-only calls per row per round")
-    parser.add_argument("--frames", type=int, default=60, help="frames in the generated clip (one loop per round)")
+    parser.add_argument("--frames", type=int, default=90, help="frames in the generated clip (one loop per round)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 

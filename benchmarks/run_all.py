@@ -111,7 +111,7 @@ def bench_cpu_compare() -> int:
         return 0
     script = ROOT / "benchmarks" / "bench_cpu_compare.py"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, str(script), "--frames", "90"], cwd=ROOT, env=env, check=False).returncode
+    return subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env, check=False).returncode
 
 
 def main(argv: list[str] | None = None) -> int:
