@@ -98,7 +98,7 @@ def export_checkpoint(ckpt: str | Path, task: str, out: str | Path, *, calib: Se
     prepare_out(out, force)
     model, cfg = load_model(ckpt, task)
     precisions = ["fp32", "fp16"] + (["int8"] if int8 else [])
-    bar = progress(3 + 2 * (len(precisions) - 1) + (len(methods) if int8 else 0), "export", "step",
+    bar = progress(3 + 2 * (len(precisions) - 1) + (len(methods) + 1 if int8 else 0), "export", "step",
                    enabled=show_progress)
     try:
         torch.set_num_threads(threads)

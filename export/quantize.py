@@ -6,6 +6,10 @@ per-channel weights, zero-point 0 (``quantize_static`` with ``QuantFormat.QDQ``,
 (shape inference and ORT's graph optimisations, e.g. BatchNorm folded into the
 convolutions, so scales are taken where the deployed graph has tensors).
 
+Beside it, ``model.int8.cpu.onnx``: the same calibration (method, frames, float
+nodes) with uint8 asymmetric activations, the U8S8 layout onnxruntime's CPU
+kernels are fast on (its own accuracy is recorded as ``calibration.cpu_variant``).
+
 Calibration frames are the ``--calib`` datagen frames fed through the runtime's
 preprocessing (:class:`~edgepilot.export.frames.InputFeeder`), so calibration
 sees what inference sees. Each method of :data:`METHODS` is tried and the one
@@ -60,14 +64,21 @@ def _reader(bundle: Bundle, fr: Frames) -> Any:
     return FrameReader()
 
 
-def quantize(pre: Path, dst: Path, bundle: Bundle, calib: Frames, method: str, exclude: list[str]) -> Path:
-    """Q/DQ INT8 graph of the pre-processed FP32 graph ``pre``, calibrated by ``method``, to ``dst``."""
+def quantize(pre: Path, dst: Path, bundle: Bundle, calib: Frames, method: str, exclude: list[str],
+             activations: str = "int8") -> Path:
+    """Q/DQ INT8 graph of the pre-processed FP32 graph ``pre``, calibrated by ``method``, to ``dst``.
+
+    ``activations``: ``int8`` (symmetric, zero-point 0: TensorRT's and OpenVINO's layout) or ``uint8``
+    (asymmetric: what onnxruntime's CPU kernels run fastest, U8S8); weights are symmetric per-channel
+    int8 either way."""
     q: Any = require("onnxruntime.quantization", "onnx", "INT8 quantisation")
+    signed = activations == "int8"
     with contextlib.redirect_stdout(io.StringIO()):  # the calibrators print their progress
         q.quantize_static(str(pre), str(dst), _reader(bundle, calib), quant_format=q.QuantFormat.QDQ,
-                          activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8, per_channel=True,
+                          activation_type=q.QuantType.QInt8 if signed else q.QuantType.QUInt8,
+                          weight_type=q.QuantType.QInt8, per_channel=True,
                           calibrate_method=getattr(q.CalibrationMethod, method), nodes_to_exclude=exclude or None,
-                          extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+                          extra_options={"ActivationSymmetric": signed, "WeightSymmetric": True})
     return dst
 
 
@@ -128,9 +139,17 @@ def select_int8(bundle: Bundle, calib: Frames, fp32: dict[str, Any], score: Scor
         if ref - headline(task, acc) > MAX_DROP_POINTS:
             best, acc, excluded, why = _exclude(pre, work, bundle, calib, method, score, ref, (best, acc))
         shutil.copyfile(best, bundle.path_of("int8"))
+        # the same calibration, method and float nodes with uint8 activations, for onnxruntime on CPU
+        quantize(pre, bundle.path_of("int8_cpu"), bundle, calib, method, excluded, activations="uint8")
+        tick()
+        cpu_acc = score()  # ort on CPU now runs model.int8.cpu.onnx
     return {"method": method, "frames": n, "sha256": sha, "folders": list(calib.folders),
             "excluded_nodes": excluded, "why": why, "methods": points, "accuracy": acc,
-            "format": "QDQ int8 symmetric, per-channel weights"}
+            "format": "QDQ int8 symmetric, per-channel weights",
+            "cpu_variant": {"file": bundle.path_of("int8_cpu").name, "accuracy": cpu_acc,
+                            "format": "QDQ uint8 asymmetric activations, int8 symmetric per-channel weights (U8S8)",
+                            "why": "onnxruntime's CPU kernels run the signed symmetric graph slower than FP32; "
+                                   "U8S8 is their fast path. ort on CPU runs it; TensorRT and OpenVINO run int8"}}
 
 
 def _exclude(pre: Path, work: Path, bundle: Bundle, calib: Frames, method: str, score: Score, ref: float,

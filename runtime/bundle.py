@@ -55,17 +55,20 @@ FILES: dict[str, str] = {
     "fp32": "model.onnx",
     "fp16": "model.fp16.onnx",
     "int8": "model.int8.onnx",
+    "int8_cpu": "model.int8.cpu.onnx",
     "torch": "model.pt2",
     "calibration": "calibration.json",
     "engines": "engines",
 }
 # Roles meta.json "files" may rename (the model files); the rest keep their names.
-RENAMEABLE = ("fp32", "fp16", "int8", "torch")
+RENAMEABLE = ("fp32", "fp16", "int8", "int8_cpu", "torch")
 FILE_ROLES: dict[str, str] = {
     "meta": "meta.json, the bundle's description (this schema)",
     "fp32": "FP32 ONNX graph (required)",
     "fp16": "FP16 ONNX graph (inputs/outputs float32), written at export or converted on first use",
-    "int8": "Q/DQ INT8 ONNX graph",
+    "int8": "Q/DQ INT8 ONNX graph (symmetric signed int8: the layout TensorRT and OpenVINO run)",
+    "int8_cpu": "the same INT8 model for onnxruntime's CPU kernels (uint8 asymmetric activations, int8 "
+                "per-channel weights); optional, ort on CPU prefers it",
     "torch": "torch.export program for the torch backend (load only from bundles you trust)",
     "calibration": "INT8 calibration record: frames, method, SHA-256",
     "engines": "folder of TensorRT engines keyed by fingerprint, each with its fingerprint .json",

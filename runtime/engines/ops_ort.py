@@ -18,6 +18,19 @@ YOLOv8n-class detector and 1.6-3.7x on the trained bundles; spinning off, the
 memory arena off and memory patterns off each moved the p50 by less than the
 machine's run-to-run noise, in both directions, so onnxruntime's defaults stay
 (``spin`` is an option to try on a busy host).
+
+Precisions: ``fp32`` runs ``model.onnx``; ``int8`` runs the bundle's Q/DQ
+``model.int8.onnx``, or on the CPU provider ``model.int8.cpu.onnx`` where the
+bundle has it (the same calibration with uint8 activations: U8S8, onnxruntime's
+fast CPU kernels; the signed symmetric graph runs slower than fp32 there);
+``fp16`` asks the TensorRT provider for FP16 kernels when
+it leads, and otherwise runs ``model.fp16.onnx``, the graph converted by
+onnxruntime's own ``convert_float_to_float16(keep_io_types=True)`` (inputs and
+outputs stay float32), cached next to the model and regenerated when the
+source graph's SHA-256 recorded in ``model.fp16.json`` no longer matches.
+
+On CUDA the session runs through IO binding: outputs are allocated on the
+device and copied to the host once per call.
 """
 
 from __future__ import annotations
@@ -115,6 +128,9 @@ class OrtEngine(Engine):
 
     def _model_path(self, first_provider: str) -> Path:
         if self.precision == "int8":
+            cpu = self.bundle.path_of("int8_cpu")
+            if first_provider == PROVIDERS["cpu"] and cpu.is_file():
+                return cpu  # U8S8: onnxruntime's fast CPU int8 path (the signed graph is slower than fp32 here)
             return self.bundle.file("int8")
         if self.precision == "fp16" and first_provider != PROVIDERS["tensorrt"]:
             return fp16_model(self.bundle)

@@ -58,6 +58,24 @@ def test_int8_graph_is_symmetric_qdq_with_per_channel_weights(seg_bundle: Path):
                for n in g.node if n.op_type == "DequantizeLinear" and n.input[1] in inits)  # per-channel
 
 
+def test_int8_cpu_variant_is_u8s8_and_ort_on_cpu_runs_it(seg_bundle: Path):
+    import onnx
+    from onnx import numpy_helper
+
+    from edgepilot.runtime.engines import load_engine
+
+    g = onnx.load(str(seg_bundle / "model.int8.cpu.onnx")).graph
+    inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    acts = [inits[n.input[2]] for n in g.node if n.op_type == "QuantizeLinear" and len(n.input) > 2
+            and n.input[2] in inits]
+    assert acts and all(z.dtype == np.uint8 for z in acts)  # uint8 activations
+    meta = json.loads((seg_bundle / "meta.json").read_text())
+    variant = meta["calibration"]["cpu_variant"]
+    assert variant["file"] == "model.int8.cpu.onnx" and 0.0 <= variant["accuracy"]["miou"] <= 1.0
+    assert load_engine(seg_bundle, "ort", "int8").describe()["model"] == "model.int8.cpu.onnx"
+    assert load_engine(seg_bundle, "openvino", "int8").describe()["model"] == "model.int8.onnx"
+
+
 def test_a_parity_failure_fails_the_export_with_the_numbers(seg_ckpt, frames_dir, tmp_path, monkeypatch):
     from edgepilot.export import parity
     from edgepilot.export.bundle import export_checkpoint
@@ -105,7 +123,7 @@ def test_int8_keeps_sensitive_nodes_in_float_when_it_misses_fp32(seg_bundle, fra
     assert calib is not None
     # scripted accuracy: plain MinMax misses FP32 (50.0) by 40 points, the first conv alone
     # by 30, the head convs by 0: the search must stop at the heads
-    scores = iter([0.10, 0.20, 0.50])
+    scores = iter([0.10, 0.20, 0.50, 0.49])  # the last: the U8S8 CPU variant, scored after the choice
     record = quantize.select_int8(bundle, calib, {"miou": 0.5}, lambda: {"miou": next(scores)},
                                   methods=("MinMax",))
     heads = quantize.sensitive_nodes(bundle.file("fp32"))["heads"]
@@ -114,3 +132,8 @@ def test_int8_keeps_sensitive_nodes_in_float_when_it_misses_fp32(seg_bundle, fra
     dq = {o for n in g.node if n.op_type == "DequantizeLinear" for o in n.output}
     float_convs = {n.name for n in g.node if n.op_type == "Conv" and n.input[1] not in dq}
     assert set(heads) <= float_convs
+    # the CPU variant keeps the same nodes in float, with its own accuracy
+    assert record["cpu_variant"]["accuracy"] == {"miou": 0.49}
+    g = onnx.load(str(bundle.path_of("int8_cpu"))).graph
+    dq = {o for n in g.node if n.op_type == "DequantizeLinear" for o in n.output}
+    assert set(heads) <= {n.name for n in g.node if n.op_type == "Conv" and n.input[1] not in dq}
