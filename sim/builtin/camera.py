@@ -69,17 +69,18 @@ def clip_near(poly: np.ndarray, near: float = NEAR_M) -> np.ndarray:
     Returns (M, 3), M may be 0. Clipping in 3D before the divide is what keeps
     points behind the camera from wrapping around to the other side of the image.
     """
+    pts = poly.tolist()  # Python floats: the same IEEE arithmetic, far less per-point overhead
     out = []
-    n = len(poly)
+    n = len(pts)
     for i in range(n):
-        a, b = poly[i], poly[(i + 1) % n]
+        a, b = pts[i], pts[(i + 1) % n]
         a_in, b_in = a[2] >= near, b[2] >= near
         if a_in:
             out.append(a)
         if a_in != b_in:
             t = (near - a[2]) / (b[2] - a[2])
-            out.append(a + t * (b - a))
-    return np.array(out).reshape(-1, 3)
+            out.append([a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1]), a[2] + t * (b[2] - a[2])])
+    return np.array(out, dtype=np.float64).reshape(-1, 3)
 
 
 def clip_rect(poly: np.ndarray, lo: float, hi_x: float, hi_y: float) -> np.ndarray:
@@ -87,20 +88,21 @@ def clip_rect(poly: np.ndarray, lo: float, hi_x: float, hi_y: float) -> np.ndarr
 
     Keeps pixel coordinates in the range OpenCV's fixed-point rasteriser handles.
     """
+    pts = poly.tolist()  # Python floats: the same IEEE arithmetic, far less per-point overhead
     for axis, bound, keep_above in ((0, lo, True), (0, hi_x, False), (1, lo, True), (1, hi_y, False)):
-        if len(poly) == 0:
+        if not pts:
             break
-        inside = poly[:, axis] >= bound if keep_above else poly[:, axis] <= bound
-        if inside.all():
+        inside = [p[axis] >= bound for p in pts] if keep_above else [p[axis] <= bound for p in pts]
+        if all(inside):
             continue
         out = []
-        n = len(poly)
+        n = len(pts)
         for i in range(n):
-            a, b = poly[i], poly[(i + 1) % n]
+            a, b = pts[i], pts[(i + 1) % n]
             if inside[i]:
                 out.append(a)
             if inside[i] != inside[(i + 1) % n]:
                 t = (bound - a[axis]) / (b[axis] - a[axis])
-                out.append(a + t * (b - a))
-        poly = np.array(out).reshape(-1, 2)
-    return poly
+                out.append([a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])])
+        pts = out
+    return np.array(pts, dtype=np.float64).reshape(-1, 2)

@@ -197,15 +197,13 @@ class Renderer:
         faces = corners[:, _FACES]  # (N, 5, 4, 3)
         normals = _rotate(_NORMALS[None], boxes.yaw[:, None])  # (N, 5, 3)
         seen = np.einsum("nfk,nfk->nf", faces.mean(axis=2) - self.camera.position, normals) < 0
+        if not rgb:
+            self._fill_silhouettes(boxes, cam, order, seen)
+            return {}
         nn, ff = np.nonzero(seen[order])
         nn = order[nn]
         pixels = self._batch_pixels(cam[nn[:, None], _FACES[ff]])
         tags = boxes.tag.tolist()
-        if not rgb:
-            for n, px in zip(nn.tolist(), pixels, strict=True):
-                if px is not None:
-                    cv2.fillConvexPoly(self.labels, px, tags[n], cv2.LINE_8, SHIFT)
-            return {}
         colours = self._shade(boxes, normals, look)  # (N, 5, 3)
         rois: dict[int, list[int]] = {}
         aids, cols = boxes.actor_id.tolist(), colours.tolist()
@@ -219,6 +217,51 @@ class Renderer:
             if aid > 0:
                 _grow(rois, aid, px >> SHIFT)
         return rois
+
+    def _fill_silhouettes(self, boxes: BoxSet, cam: np.ndarray, order: np.ndarray, seen: np.ndarray) -> None:
+        """Labels only: one fill per box, far to near, instead of one per visible face.
+
+        A box (every corner in front of the near plane) projects onto the convex hull of
+        its projected corners, which is the union of its visible faces, all of one tag;
+        the hull's edges are those faces' outer edges with the same fixed-point ends, so
+        the rasterised pixels are the same (``test_labels_only_rendering_gives_the_full_
+        renderers_labels`` pins it) but for rare single pixels where a face seen almost
+        edge-on rasterises as a one-pixel sliver outside the hull (measured: 1 pixel in
+        480 frames of 192x96 over the four scenarios). Boxes that need clipping keep the per-face path, and
+        so do boxes whose bottom is above the camera (signs): their bottom face is not one
+        of ``_FACES``, so the per-face render leaves it open and the hull would not.
+        """
+        order = order[seen[order].any(axis=1)]  # boxes with a visible face, far to near
+        if not len(order):
+            return
+        pts = cam[order]  # (K, 8, 3)
+        z = pts[..., 2]
+        front = (z >= NEAR_M).all(axis=1)
+        px = self.camera.project(np.where((z < NEAR_M)[..., None], NEAR_M, pts))
+        lo, hi_x, hi_y = self._guard
+        x, y = px[..., 0], px[..., 1]
+        low = boxes.z0[order] <= self.camera.position[2]
+        direct = front & low & (px >= lo).all(axis=(1, 2)) & (x <= hi_x).all(axis=1) & (y <= hi_y).all(axis=1)
+        h, w = self.labels.shape
+        outside = front & ((x < 0).all(axis=1) | (x > w).all(axis=1) | (y < 0).all(axis=1) | (y > h).all(axis=1))
+        fixed = np.round(px * (1 << SHIFT)).astype(np.int32)
+        # the boxes to clip face by face: their visible faces in one batch, box after box
+        clipped = order[~direct & ~outside]
+        nn, ff = np.nonzero(seen[clipped])
+        faces = iter(self._batch_pixels(cam[clipped[nn][:, None], _FACES[ff]]))
+        face_counts = seen[clipped].sum(axis=1).tolist()
+        tags, labels, c = boxes.tag.tolist(), self.labels, 0
+        for k, (n, d, out) in enumerate(zip(order.tolist(), direct.tolist(), outside.tolist(), strict=True)):
+            if out:
+                continue
+            if d:
+                cv2.fillConvexPoly(labels, cv2.convexHull(fixed[k]), tags[n], cv2.LINE_8, SHIFT)
+                continue
+            for _ in range(face_counts[c]):
+                pix = next(faces)
+                if pix is not None:
+                    cv2.fillConvexPoly(labels, pix, tags[n], cv2.LINE_8, SHIFT)
+            c += 1
 
     def _shade(self, boxes: BoxSet, normals: np.ndarray, look: Appearance) -> np.ndarray:
         """(N, 5, 3) lit, fogged face colours: Lambert shading from the episode's sun."""
