@@ -459,6 +459,9 @@ def targets(rows: list[dict[str, Any]]) -> dict[str, Any]:
         bundles[m] = {"best_openvino": f"{best_ov['precision']} {best_ov['engine']['p50_ms']:.2f} ms",
                       "best_ort": f"{best_ort['precision']} {best_ort['engine']['p50_ms']:.2f} ms",
                       "openvino_over_ort": best_ort["engine"]["p50_ms"] / best_ov["engine"]["p50_ms"],
+                      "ort_int8_over_ort_fp32": (get(m, "ort", "fp32")["engine"]["p50_ms"]  # type: ignore[index]
+                                                 / get(m, "ort", "int8")["engine"]["p50_ms"]),  # type: ignore[index]
+                      "ort_int8_model": get(m, "ort", "int8")["describe"]["model"],  # type: ignore[index]
                       "same_precision_openvino_over_ort": {
                           p: get(m, "ort", p)["engine"]["p50_ms"] / get(m, "openvino", p)["engine"]["p50_ms"]  # type: ignore[index]
                           for p in PRECISIONS if get(m, "ort", p) and get(m, "openvino", p)}}

@@ -86,6 +86,10 @@ def cpu_table() -> str:
     for m, b in t["bundles_engine"].items():
         lines.append(f"| {m}: fastest openvino ({b['best_openvino']}) over fastest ort ({b['best_ort']}) | "
                      f"{b['openvino_over_ort']:.2f}x | > 1x |")
+    for m, b in t["bundles_engine"].items():
+        if m in ("seg", "det") and "ort_int8_over_ort_fp32" in b:
+            lines.append(f"| {m}: ort int8 (`{b['ort_int8_model']}`) over ort fp32, 2 threads | "
+                         f"{b['ort_int8_over_ort_fp32']:.2f}x | >= 1.5x (issue 9) |")
     lines.append("")
     lines.append(f"`{d['command']}` (also run by `make bench`) → `benchmarks/results/cpu_compare.json` "
                  f"({d['device']['cpu']}, {d['device']['cores']} cores, {d['date'][:10]}; threads = "
