@@ -270,24 +270,11 @@ class Row:
         self.preempted += [f for rep in t.preempted for f in rep]
 
     def time_async(self, iters: int) -> None:
-        """Engine-only FPS with the loop's requests in flight (openvino rows that overlap): the
-        fair reference for their loop, whose throughput a back-to-back p50 does not describe."""
-        if self.backend != "openvino" or not self.engine.overlap():  # type: ignore[attr-defined]
-            return
-        import openvino as ov
-
-        from edgepilot.runtime.processor import PIPELINE_BUFFERS
-
-        feeds = self.engine.sample_inputs()
-        queue = ov.AsyncInferQueue(self.engine.compiled.model, PIPELINE_BUFFERS)  # type: ignore[attr-defined]
-        for _ in range(PIPELINE_BUFFERS):
-            queue.start_async(dict(feeds))
-        queue.wait_all()
-        t0 = time.perf_counter()
-        for _ in range(iters):
-            queue.start_async(dict(feeds))
-        queue.wait_all()
-        self.async_fps.append(iters / (time.perf_counter() - t0))
+        """Engine-only FPS with the loop's requests in flight (rows that overlap them): the fair
+        reference for their loop, whose throughput a back-to-back p50 does not describe."""
+        fps = self.engine.throughput_fps(self.engine.sample_inputs(), iters)
+        if fps is not None:
+            self.async_fps.append(fps)
 
     def time_processor(self, frame: np.ndarray, iters: int) -> None:
         from edgepilot.runtime.frame import Frame

@@ -18,22 +18,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgepilot.runtime.host import cpu_model
 from edgepilot.runtime.outputs import write_text_atomic
 from edgepilot.sim.builtin.world import BuiltinSimulator
 from edgepilot.sim.driver import ScriptedDriver
 from edgepilot.sim.types import CameraConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def measure(scenario: str, height: int, width: int, steps: int, seed: int) -> dict:

@@ -308,21 +308,24 @@ def open_source(spec: str, *, realtime: bool = False, backoff: Backoff | None = 
             raise SourceError(f"{name} must be > 0 s, got {value}")
     kwargs: dict[str, Any] = {"backoff": backoff, "queue_size": queue_size}
     timed = {**kwargs, "live": True, "open_timeout_s": open_timeout_s, "read_timeout_s": read_timeout_s}
-    if m := _SYNTHETIC.match(spec):
+    kind = source_kind(spec)
+    if kind == "synthetic":
+        m = _SYNTHETIC.match(spec)
+        if m is None:
+            raise SourceError(f"{spec!r}: write synthetic sources as synthetic:WxH@FPS[:N], "
+                              "e.g. synthetic:640x480@30:300")
         w, h, fps = int(m.group(1)), int(m.group(2)), float(m.group(3))
         if not (8 <= w <= MAX_SIDE and 8 <= h <= MAX_SIDE) or not 0 < fps <= 10_000:
             raise SourceError(f"{spec}: synthetic sources need W, H in 8..{MAX_SIDE} and FPS in (0, 10000]")
         limit = int(m.group(4)) if m.group(4) else None
         return Source(lambda: SyntheticCapture(w, h, fps), description=spec, live=True, limit=limit, **kwargs)
-    if spec.startswith("synthetic"):
-        raise SourceError(f"{spec!r}: write synthetic sources as synthetic:WxH@FPS[:N], e.g. synthetic:640x480@30:300")
-    if spec.isdigit():
+    if kind == "camera":
         return Source(_opener(int(spec), None, f"camera {spec}"), description=f"camera {spec}", **timed)
-    if "!" in spec:
+    if kind == "gstreamer":
         opener = _opener(spec, cv2.CAP_GSTREAMER, "GStreamer pipeline",
                          hint=" (is OpenCV built with GStreamer? see cv2.getBuildInformation())")
         return Source(opener, description=f"gstreamer: {spec}", **timed)
-    if _URL.match(spec):
+    if kind == "stream":
         if spec.lower().startswith("rtsp") and "OPENCV_FFMPEG_CAPTURE_OPTIONS" not in os.environ:
             os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "rtsp_transport;tcp"  # UDP loses packets -> smeared frames
         params = _ffmpeg_timeouts(open_timeout_s, read_timeout_s)
@@ -330,12 +333,24 @@ def open_source(spec: str, *, realtime: bool = False, backoff: Backoff | None = 
     return _open_file(spec, realtime, kwargs)
 
 
+def source_kind(spec: str) -> str:
+    """What ``open_source`` opens ``spec`` as: synthetic, camera, gstreamer, stream or file."""
+    spec = spec.strip()
+    if spec.startswith("synthetic"):
+        return "synthetic"
+    if spec.isdigit():
+        return "camera"
+    if "!" in spec:
+        return "gstreamer"
+    if _URL.match(spec):
+        return "stream"
+    return "file"
+
+
 def every_frame(spec: str, realtime: bool = False) -> bool:
     """Whether ``open_source(spec, realtime=realtime)`` is a file read as fast as it decodes, every
     frame processed (so throughput, not per-frame latency, is what the loop is for)."""
-    spec = spec.strip()
-    return not (realtime or _SYNTHETIC.match(spec) or spec.startswith("synthetic") or spec.isdigit()
-                or "!" in spec or _URL.match(spec))
+    return not realtime and source_kind(spec) == "file"
 
 
 def _open_file(spec: str, realtime: bool, kwargs: dict[str, Any]) -> Source:

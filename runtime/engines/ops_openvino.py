@@ -43,6 +43,7 @@ host preprocessing (``benchmarks/results/cpu_compare.json``, variant
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -191,8 +192,6 @@ class OpenVinoEngine(Engine):
     def throughput_fps(self, feeds: Mapping[str, np.ndarray], calls: int) -> float | None:
         if not self.overlap():
             return None
-        import time
-
         queue = self._ov.AsyncInferQueue(self.compiled.model, PIPELINE_BUFFERS)
         for _ in range(PIPELINE_BUFFERS):  # fill the pipeline first
             queue.start_async(dict(feeds))

@@ -226,8 +226,8 @@ class Renderer:
         the hull's edges are those faces' outer edges with the same fixed-point ends, so
         the rasterised pixels are the same (``test_labels_only_rendering_gives_the_full_
         renderers_labels`` pins it) but for rare single pixels where a face seen almost
-        edge-on rasterises as a one-pixel sliver outside the hull (measured: 1 pixel in
-        480 frames of 192x96 over the four scenarios). Boxes that need clipping keep the per-face path, and
+        edge-on rasterises as a one-pixel sliver outside the hull (seen once, on a guard rail,
+        in an ad-hoc check over the four scenarios). Boxes that need clipping keep the per-face path, and
         so do boxes whose bottom is above the camera (signs): their bottom face is not one
         of ``_FACES``, so the per-face render leaves it open and the hull would not.
         """

@@ -175,7 +175,10 @@ def test_rtsp_prefers_tcp_unless_the_user_chose(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_every_frame_is_a_file_read_as_fast_as_it_decodes() -> None:
-    from edgepilot.runtime.sources import every_frame
+    from edgepilot.runtime.sources import every_frame, source_kind
+
+    assert [source_kind(s) for s in ("synthetic:64x48@30", "synthetic-bad", "0", "a ! appsink", "RTSP://cam/s",
+                                     "clip.mp4")] == ["synthetic", "synthetic", "camera", "gstreamer", "stream", "file"]
 
     assert every_frame("clip.mp4") and every_frame(" videos/a b.avi ")
     assert not every_frame("clip.mp4", realtime=True)
