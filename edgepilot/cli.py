@@ -16,11 +16,23 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import NoReturn
 
-from edgepilot.commands import bench, build, datagen, demo, deploy, eval, export, info, run, train
+from edgepilot.commands import (
+    bench,
+    build,
+    datagen,
+    demo,
+    deploy,
+    drive,
+    eval,
+    export,
+    info,
+    run,
+    train,
+)
 from edgepilot.runtime.errors import EdgepilotError
 
 # Order is the order shown in --help.
-COMMANDS: tuple[ModuleType, ...] = (run, bench, demo, info, datagen, train, eval, export, build, deploy)
+COMMANDS: tuple[ModuleType, ...] = (run, bench, demo, drive, info, datagen, train, eval, export, build, deploy)
 
 log = logging.getLogger("edgepilot")
 

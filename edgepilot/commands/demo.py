@@ -1,9 +1,12 @@
 """``edgepilot demo``: the main job on the built-in default, no downloads, no GPU.
 
-The demo runs the loop over a clip rendered by the built-in world (or a
-generated pattern when the ``[sim]`` extra is missing) with the trained
-reference segmentation bundle ``models/seg`` of a source checkout; without it
-(an installed wheel) a tiny *untrained* net stands in, and the demo says so.
+By default the demo is ``edgepilot drive`` in the built-in world with the shipped
+bundles (``models/seg``, ``models/det`` INT8 on ONNX Runtime, ``models/policy``): a
+couple of episodes, a video and a report, ending with the score table. ``--loop``
+(or an install without the shipped bundles, e.g. a wheel) runs the perception loop
+``edgepilot run`` over a clip rendered by the built-in world (or a generated
+pattern when the ``[sim]`` extra is missing) with ``models/seg`` or, without it, a
+tiny *untrained* net, and says so.
 """
 
 from __future__ import annotations
@@ -16,9 +19,17 @@ from edgepilot.commands.common import int_in
 from edgepilot.runtime.engines import BACKEND_CHOICES
 
 NAME = "demo"
-HELP = "run the loop end to end on a built-in clip (writes video, JSONL and report)"
+HELP = "drive the built-in world with the shipped bundles (video, report, score table); --loop: the perception loop"
 DESCRIPTION = """\
-Render a short clip from the built-in world (highway scenario, no server needed;
+Default: `edgepilot drive` in the built-in world (no server) with the shipped
+bundles: camera -> models/seg + models/det (INT8, ONNX Runtime) -> models/policy
+-> control, one episode of each --scenario (default highway,roundabout, seeds from
+1000, never trained on). Writes --out/drive.mp4 (camera with overlay and boxes,
+the policy's input view, a HUD) and --out/drive.json (scores and per-stage
+latency), then prints the score table. Takes 1-2 minutes on a 2-core CPU.
+
+--loop (also where models/policy or models/seg are absent, e.g. a wheel):
+render a short clip from the built-in world (highway scenario, no server needed;
 a generated pattern if the [sim] extra is not installed), build a tiny untrained
 segmentation bundle, and run `edgepilot run` over the clip (backend auto: the CPU
 backend measured fastest for the bundle).
@@ -28,8 +39,10 @@ report.json, and prints the latency table. The model is the trained reference
 bundle models/seg of a source checkout; where that is absent (an installed wheel)
 a tiny *untrained* net is built into out/demo/bundle and the demo says so.
 
-example:
-  edgepilot demo --frames 120 --out out/demo
+examples:
+  edgepilot demo
+  edgepilot demo --scenario merge --episodes 2
+  edgepilot demo --loop --frames 120 --out out/demo
 """
 
 log = logging.getLogger("edgepilot.demo")
@@ -39,8 +52,15 @@ UNTRAINED_NOTE = ("NOTE: untrained model (random weights): the overlay is meanin
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: out/demo)")
-    p.add_argument("--frames", type=int_in(1, 100_000), default=150, help="frames in the clip (default: 150)")
-    p.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0, help="world seed (default: 0)")
+    p.add_argument("--loop", action="store_true", help="the perception loop over a clip instead of the drive")
+    p.add_argument("--scenario", default="highway,roundabout", metavar="S[,S]",
+                   help="drive: builtin scenarios, one --episodes each (default: highway,roundabout)")
+    p.add_argument("--episodes", type=int_in(1, 100), default=1, help="drive: episodes per scenario (default: 1)")
+    p.add_argument("--max-steps", type=int_in(0, 100_000), default=0,
+                   help="drive: end episodes after this many ticks (default 0: the scenario's duration)")
+    p.add_argument("--frames", type=int_in(1, 100_000), default=150, help="--loop: frames in the clip (default: 150)")
+    p.add_argument("--seed", type=int_in(0, 2**31 - 1), default=None,
+                   help="world seed (default: 1000 for the drive, 0 for --loop)")
     p.add_argument("--backend", default="auto", choices=list(BACKEND_CHOICES),
                    help="inference backend (default: auto, the fastest installed for the bundle)")
     p.add_argument("--model", type=Path, default=None, metavar="BUNDLE",
@@ -98,7 +118,21 @@ def make_pattern_clip(path: Path, frames: int, hw: tuple[int, int] = (256, 512))
     return f"{frames} frames of a generated pattern (install edgepilot[sim] for the built-in world)"
 
 
+def _drive(args: argparse.Namespace, out: Path) -> int:
+    """The default demo: ``edgepilot drive`` with the shipped bundles, into ``out``."""
+    from edgepilot.commands import drive
+
+    parser = argparse.ArgumentParser(prog="edgepilot demo")
+    drive.add_arguments(parser)
+    argv = ["--scenario", args.scenario, "--episodes", str(args.episodes), "--out", str(out / "drive.mp4"),
+            "--report", str(out / "drive.json"), "--max-steps", str(args.max_steps),
+            "--seed", str(1000 if args.seed is None else args.seed)]
+    print(f"demo: edgepilot drive {' '.join(argv)}")
+    return drive.main(parser.parse_args(argv))
+
+
 def main(args: argparse.Namespace) -> int:
+    from edgepilot.commands.drive import default_bundles
     from edgepilot.commands.run import RunOptions, run
     from edgepilot.export import tiny
     from edgepilot.runtime.errors import EdgepilotError
@@ -113,6 +147,13 @@ def main(args: argparse.Namespace) -> int:
         raise EdgepilotError(f"--out {out}: cannot create it ({exc.strerror}); choose another folder",
                              exit_code=2) from exc
     check_outputs({}, folders={"--out": out})
+    shipped = default_bundles()
+    if not args.loop and args.model is None:
+        if shipped["policy"] is not None and shipped["seg"] is not None:
+            return _drive(args, out)
+        log.info("no shipped policy/segmentation bundles here (models/policy, models/seg): the loop demo instead")
+    if args.seed is None:
+        args.seed = 0
     clip = out / "clip.avi"
     try:
         what = make_world_clip(clip, args.frames, args.seed)

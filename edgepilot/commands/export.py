@@ -34,6 +34,7 @@ examples:
   edgepilot export runs/seg/best.pt --task seg --out models/seg --val data/val/highway
   edgepilot export runs/det/best.pt --task det --out models/det --int8 \\
       --calib data/det/highway --val data/val/highway
+  edgepilot export runs/policy/best.pt --task policy --out models/policy
   edgepilot export --from-onnx yolov8n.onnx --out models/yolov8n
   edgepilot export --from-onnx detector.onnx --names car,truck,bus --imgsz 384x640 --out models/mine
 """
@@ -42,7 +43,9 @@ examples:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", type=Path, nargs="?", metavar="CKPT",
                    help="best.pt or last.pt from edgepilot train (or give --from-onnx instead)")
-    p.add_argument("--task", choices=("seg", "det"), help="what the checkpoint was trained for (needed with CKPT)")
+    p.add_argument("--task", choices=("seg", "det", "policy"),
+                   help="what the checkpoint was trained for (needed with CKPT); policy: a driving policy "
+                        "from `edgepilot train policy` (no --val/--int8: parity runs on its own drive)")
     p.add_argument("--out", type=Path, required=True, metavar="BUNDLE", help="bundle folder to write")
     p.add_argument("--val", nargs="+", metavar="DIR", help="datagen folders for parity and accuracy (all frames)")
     p.add_argument("--int8", action="store_true", help="also write model.int8.onnx (needs --calib and --val)")
@@ -115,6 +118,30 @@ def _from_onnx(args: argparse.Namespace) -> int:
     return _engine(args, out)
 
 
+def _policy(args: argparse.Namespace) -> int:
+    """``--task policy``: the deterministic action head as a bundle, parity on every installed CPU backend."""
+    from edgepilot.runtime.errors import EdgepilotError
+
+    used = [flag for flag, on in (("--val", args.val), ("--int8", args.int8), ("--calib", args.calib),
+                                  ("--names", args.names), ("--imgsz", args.imgsz)) if on]
+    if used:
+        raise EdgepilotError(f"{', '.join(used)} do not apply to --task policy (an fp32 policy bundle; parity "
+                             "runs on observations of its own drive)", exit_code=2)
+    from edgepilot.export.policy import export_policy
+
+    out = export_policy(args.checkpoint, args.out, force=args.force, threads=args.threads)
+    meta = json.loads((out / "meta.json").read_text())
+    inputs = ", ".join(f"{i['name']} {i['shape']} {i['dtype']}" for i in meta["inputs"])
+    print(f"wrote {out} (policy, opset {meta['opset']}, inputs {inputs})")
+    for backend, par in meta["parity"]["backends"].items():
+        if par.get("ran"):
+            print(f"  {backend:<9} max abs action error {par['max_abs_error']:.3g} over {par['observations']} "
+                  f"observations (tolerance {par['tolerance']:g}): {'ok' if par['passed'] else 'FAILED'}")
+        else:
+            print(f"  {backend:<9} not run: {par['why']}")
+    return _engine(args, out)
+
+
 def main(args: argparse.Namespace) -> int:
     if args.from_onnx is not None:
         return _from_onnx(args)  # before export.bundle is imported: no torch needed
@@ -126,7 +153,9 @@ def main(args: argparse.Namespace) -> int:
         raise EdgepilotError("give a checkpoint to export (CKPT) or a detection ONNX (--from-onnx MODEL.onnx)",
                              exit_code=2)
     if args.task is None:
-        raise EdgepilotError(f"--task seg|det is needed to export checkpoint {args.checkpoint}", exit_code=2)
+        raise EdgepilotError(f"--task seg|det|policy is needed to export checkpoint {args.checkpoint}", exit_code=2)
+    if args.task == "policy":
+        return _policy(args)
     ignored = [flag for flag, on in (("--names", args.names), ("--imgsz", args.imgsz), ("--no-fp16", args.no_fp16))
                if on]
     if ignored:

@@ -7,9 +7,11 @@ import json
 from typing import Any
 
 NAME = "train"
-HELP = "train the segmentation or detection model from a config (resumable, seeded)"
+HELP = "train the segmentation, detection or driving-policy model from a config (resumable, seeded)"
 DESCRIPTION = """\
-Train a perception model on datagen folders. The config is a typed dataclass
+Train a perception model on datagen folders, or the driving policy in the
+builtin world (policy: a DAgger warm start from the scripted driver, then
+stable-baselines3 PPO; edgepilot.sim.agent.train says how). The config is a typed dataclass
 with defaults in code (edgepilot.perception.train.config); the YAML file only
 overrides it, and unknown keys are refused. Training is seeded, shows progress
 with loss and ETA, writes weights-only checkpoints (OUT/last.pt every few minutes
@@ -22,6 +24,7 @@ run takes on a 2-core CPU (configs/train/seg.yaml, configs/train/det.yaml).
 examples:
   edgepilot train seg --config configs/train/seg.yaml
   edgepilot train det --config configs/train/det.yaml --set epochs=2 --set out=runs/det-try
+  edgepilot train policy --config configs/train/policy.yaml
 """
 
 
@@ -38,7 +41,8 @@ def _override(text: str) -> tuple[str, Any]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("task", choices=("seg", "det"), help="seg: Fast-SCNN segmentation; det: CenterNet vehicles")
+    p.add_argument("task", choices=("seg", "det", "policy"),
+                   help="seg: Fast-SCNN segmentation; det: CenterNet vehicles; policy: the RL driving policy")
     p.add_argument("--config", metavar="YAML", help="config file overriding the defaults in code")
     p.add_argument("--set", type=_override, action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override one config field after the file, repeatable (values are YAML)")
@@ -53,6 +57,11 @@ def main(args: argparse.Namespace) -> int:
     overrides = dict(args.overrides)
     if args.no_progress:
         overrides["progress"] = False
+    if args.task == "policy":
+        from edgepilot.sim.agent.train import load_policy_config, train_policy
+
+        print(json.dumps(train_policy(load_policy_config(args.config, **overrides)), indent=2, default=str))
+        return 0
     cfg = load_config(args.task, args.config, **overrides)
     if isinstance(cfg, SegConfig):
         from edgepilot.perception.train.seg import train_seg

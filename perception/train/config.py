@@ -131,7 +131,12 @@ def load_config(task: str, path: str | Path | None = None, **overrides: Any) -> 
     """The config of ``task`` ("seg" or "det"): defaults, then the YAML at ``path``, then ``overrides``."""
     if task not in CONFIGS:
         raise EdgepilotError(f"unknown task {task!r}: choose {' or '.join(CONFIGS)}", exit_code=2)
-    cls = CONFIGS[task]
+    return load_dataclass(CONFIGS[task], path, task, **overrides)
+
+
+def load_dataclass(cls: type, path: str | Path | None = None, name: str = "config", **overrides: Any) -> Any:
+    """Any config dataclass ``cls``: its defaults, then the YAML at ``path``, then ``overrides``
+    (unknown keys and mistyped values refused with exit code 2)."""
     data: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
@@ -142,7 +147,7 @@ def load_config(task: str, path: str | Path | None = None, **overrides: Any) -> 
         if not isinstance(data, dict):
             raise EdgepilotError(f"{p}: a training config is a mapping of keys", exit_code=2)
     data.update(overrides)
-    return cls(**_fields(cls, data, str(path or task)))
+    return cls(**_fields(cls, data, str(path or name)))
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

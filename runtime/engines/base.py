@@ -104,7 +104,9 @@ class Engine(ABC):
 
     @abstractmethod
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run once; blocks until outputs are on the host."""
+        """Run once; blocks until outputs are on the host. The arrays may be views of the
+        engine's own buffers (OpenVINO shares its output tensors), valid until the next call:
+        decode them at once or copy what is kept."""
 
     def make_processor(self) -> Processor:
         """The per-frame call (Frame -> Output) for this engine at its input size.

@@ -85,6 +85,10 @@ class DriveConfig:
     max_steps: int = 0  # 0: the scenario's duration
     off_road_margin_m: float = 1.0
     far_m: float = 180.0
+    # world seeds drawn at reset (without options["sim_seed"]) come from [low, high): training
+    # draws from 100000 up, so the evaluation seeds below it (validation 900-999, test 1000+)
+    # are never trained on
+    sim_seed_range: tuple[int, int] = (100_000, 2**31 - 1)
 
     @classmethod
     def default_config(cls) -> DriveConfig:
@@ -133,7 +137,8 @@ class DriveEnv(GymEnv):
         options = options or {}
         scenarios = self.config.scenarios
         scenario = options.get("scenario") or scenarios[int(self.np_random.integers(len(scenarios)))]
-        sim_seed = int(options["sim_seed"]) if "sim_seed" in options else int(self.np_random.integers(2**31 - 1))
+        low, high = self.config.sim_seed_range
+        sim_seed = int(options["sim_seed"]) if "sim_seed" in options else int(self.np_random.integers(low, high))
         sim = self._world(str(scenario))
         obs = sim.reset(sim_seed)
         self._sim, self._sim_obs, self._meter = sim, obs, EpisodeMeter()

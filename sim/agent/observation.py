@@ -12,10 +12,13 @@ vehicles, other obstacles), each cell the share of its pixels in that group, 0..
 (area averaging, so a lane line thinner than a cell still shows as a faint value).
 Classes in no group (sidewalk, terrain, sky) and ignored pixels count as background.
 
-Vector: ``(2 + L + 2,)`` float32 in [-1, 1]: ego speed and the scenario's target speed
+Vector: ``(2 + L [+ 2],)`` float32 in [-1, 1]: ego speed and the scenario's target speed
 over ``speed_scale_mps``; the route's heading relative to the ego's at ``L`` lookahead
 distances along the route (over pi; where the road goes next, e.g. which exit, not
-where the lane centre is); the previous action (steer, pedal).
+where the lane centre is); with ``previous_action`` the previous action (steer, pedal).
+The driving policy leaves it out: a policy cloned from a driver that sees its own last
+action learns to repeat it (the copycat problem of behaviour cloning) and keeps its foot on
+the throttle where the driver braked; two stacked frames give it motion instead.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class ObservationConfig:
     frames: int = 1
     lookaheads_m: tuple[float, ...] = (10.0, 30.0)
     speed_scale_mps: float = 40.0
+    previous_action: bool = True
 
     def __post_init__(self) -> None:
         if self.height < 1 or self.width < 1 or self.frames < 1 or not self.channels:
@@ -73,7 +77,7 @@ class ObservationConfig:
 
     @property
     def vector_size(self) -> int:
-        return 2 + len(self.lookaheads_m) + 2
+        return 2 + len(self.lookaheads_m) + (2 if self.previous_action else 0)
 
 
 DEFAULT = ObservationConfig()
@@ -169,8 +173,8 @@ class ObservationBuilder:
         self._stack = (self._stack or [view] * self.config.frames)[1:] + [view]
         scale = self.config.speed_scale_mps
         headings = self._route.relative(progress_m, ego.heading_rad, self._lookaheads) / math.pi
-        vector = np.concatenate([[ego.speed_mps / scale, target_speed_mps / scale], headings,
-                                 [previous.steer, previous.pedal]])
+        last = [previous.steer, previous.pedal] if self.config.previous_action else []
+        vector = np.concatenate([[ego.speed_mps / scale, target_speed_mps / scale], headings, last])
         return {
             "view": np.concatenate(self._stack, axis=0) if self.config.frames > 1 else view,
             "vector": np.clip(vector, -1.0, 1.0).astype(np.float32),

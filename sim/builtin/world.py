@@ -113,6 +113,20 @@ class BuiltinSimulator(Simulator):
     def ego(self) -> Any:
         return self.env.vehicle
 
+    @property
+    def route_points_m(self) -> np.ndarray:
+        """The episode's route, (N, 2) metres in EgoState's frame (for the policy's route headings)."""
+        return self.route_progress.points_m
+
+    @property
+    def target_speed_mps(self) -> float:
+        return float(self.config.target_speed_mps)
+
+    @property
+    def max_steps(self) -> int:
+        """Ticks in an episode at most (its duration at the simulator's rate)."""
+        return int(round(self.config.duration_s * self.config.frequency_hz))
+
     def privileged(self) -> Privileged:
         """Lane geometry, lead vehicle and speeds for the scripted baseline driver."""
         return privileged_view(self.ego, self.env.road, self.route, self.config.target_speed_mps)

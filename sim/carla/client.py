@@ -20,6 +20,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any, TypeVar
 
+import numpy as np
+
 from edgepilot.runtime.errors import EdgepilotError, SimulatorError, require
 from edgepilot.sim.carla import harness
 from edgepilot.sim.carla.decode import (
@@ -111,6 +113,21 @@ class CarlaSimulator(Simulator):
         if self._session is None or self._session.ego is None:
             raise SimulatorError("CarlaSimulator.step before reset (or after close): call reset()")
         return self._guarded("step", lambda: self._step(control))
+
+    @property
+    def route_points_m(self) -> np.ndarray:
+        """The episode's route, (N, 2) metres in EgoState's right-handed frame (CARLA's y flipped)."""
+        if self._route is None:
+            raise SimulatorError("CarlaSimulator.route_points_m before reset: call reset() first")
+        return self._route.points_m * np.array([1.0, -1.0])
+
+    @property
+    def target_speed_mps(self) -> float:
+        return float(self.scenario.target_speed_mps)
+
+    @property
+    def max_steps(self) -> int:
+        return int(round(self.scenario.duration_s / FIXED_DELTA_S))
 
     def set_autopilot(self, enabled: bool) -> None:
         """Let CARLA's Traffic Manager drive the ego (now, and after every reset)."""

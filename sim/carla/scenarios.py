@@ -25,6 +25,8 @@ class CarlaScenario:
     n_vehicles: int = 30
     route_length_m: float = 300.0
     route_step_m: float = 2.0
+    target_speed_mps: float = 8.0  # what a policy drives at (towns: ~30 km/h)
+    duration_s: float = 120.0  # an agent's episode ends after this much simulated time
 
 
 DEFAULT_SCENARIOS: dict[str, CarlaScenario] = {

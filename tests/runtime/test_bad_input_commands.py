@@ -57,7 +57,7 @@ CASES = [
     # found by our own sweep: a numpy out-of-memory traceback, a matplotlib traceback, a FileExistsError
     ("sources", ["run", "synthetic:100000x100000@30:1", "--model", SEG], "W, H in 8..16384"),
     ("outputs", ["bench", "--model", SEG, "--plot", "{tmp}/p.txt"], "unknown image extension '.txt'"),
-    ("outputs", ["demo", "--out", "{file}", "--frames", "2"], "is a file, not a folder"),
+    ("outputs", ["demo", "--loop", "--out", "{file}", "--frames", "2"], "is a file, not a folder"),
     ("options", ["datagen", "--scenario", "nowhere", "--out", "{tmp}/d", "--frames", "2"],
      "choose one of highway, merge, racetrack, roundabout or"),
     ("sources", ["run", "0", "--model", SEG, "--open-timeout", "0"], "out of range"),

@@ -1,4 +1,4 @@
-"""``edgepilot demo`` smoke test: a tiny run writes every artefact with the trained reference bundle."""
+"""``edgepilot demo`` smoke tests: the default drive with the shipped bundles, and ``--loop``'s artefacts."""
 
 from __future__ import annotations
 
@@ -13,10 +13,29 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_demo_writes_artefacts_with_the_trained_bundle(tmp_path: Path) -> None:
+def test_demo_drives_with_the_shipped_bundles(tmp_path: Path) -> None:
+    """The default demo is the drive: video, report with scores per scenario, and the score table."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("highway_env")
+    if not (ROOT / "models" / "policy" / "meta.json").is_file():
+        pytest.skip("models/policy is not in this checkout")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "edgepilot.cli", "demo", "--max-steps", "15", "--out", str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "drive.json").read_text())
+    assert report["mode"] == "perception" and set(report["scores"]["per_scenario"]) == {"highway", "roundabout"}
+    assert [e["ticks"] for e in report["episodes"]] == [15, 15]
+    assert {b["name"] for b in report["bundles"]["perception"]} >= {"fast-scnn"}
+    assert "overall" in proc.stdout and "tick (perception + observation + policy)" in proc.stdout
+    assert (tmp_path / "drive.mp4").stat().st_size > 0
+
+
+def test_demo_loop_writes_artefacts_with_the_trained_bundle(tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "edgepilot.cli", "demo", "--frames", "12", "--out", str(tmp_path)],
+    proc = subprocess.run([sys.executable, "-m", "edgepilot.cli", "demo", "--loop", "--frames", "12",
+                           "--out", str(tmp_path)],
                           capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "untrained" not in proc.stdout and "models/seg (trained segmentation bundle, held-out mIoU" in proc.stdout

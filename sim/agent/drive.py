@@ -1,0 +1,263 @@
+"""``edgepilot drive``'s work: episodes over scenarios, the video, and the report with the score table.
+
+``drive(DriveOptions(...))`` builds the agent (perception bundles, policy bundle, or the scripted
+baseline driver), drives ``episodes`` seeds of each scenario with ``run_episode`` (and, with
+``latency_aware``, the same seeds again with the measured latency applied as actuation delay),
+and returns the report (``report["scores"]``: per scenario and overall means of the
+Leaderboard-style scores; ``report["latency_ms"]``: per-stage summaries; ``report["episodes"]``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from edgepilot.runtime.bundle import load_bundle
+from edgepilot.runtime.errors import EdgepilotError
+from edgepilot.runtime.host import cpu_model
+from edgepilot.runtime.progress import progress
+from edgepilot.runtime.telemetry import summarize_ms
+from edgepilot.sim.agent.episode import Agent, EpisodeResult, PerceptionModel, run_episode
+from edgepilot.sim.agent.policy import DrivingPolicy
+from edgepilot.sim.metrics import EpisodeScore, summarise
+from edgepilot.sim.types import CameraConfig, Simulator
+
+TICK_BUDGET_MS = 50.0  # one simulator step at 20 Hz
+BUILTIN_SCENARIOS = ("highway", "racetrack", "roundabout", "merge")
+
+
+@dataclass
+class DriveOptions:
+    sim: str = "builtin"
+    scenarios: tuple[str, ...] = BUILTIN_SCENARIOS
+    episodes: int = 2
+    seed: int = 1000
+    perception: tuple[str, ...] = ()
+    policy: str = ""
+    driver: str = "policy"  # policy | scripted (the privileged baseline, builtin only)
+    privileged: bool = False
+    latency_aware: bool = False
+    latency_scale: float = 1.0
+    backend: str = "ort"
+    precision: str = "int8"  # of the perception bundles (the policy runs fp32)
+    out: str | None = None  # video
+    report: str | None = None
+    camera: CameraConfig = field(default_factory=lambda: CameraConfig(width=512, height=256))
+    sim_options: dict[str, Any] = field(default_factory=dict)  # e.g. CARLA host/port
+    max_steps: int = 0
+    progress: bool = True
+
+
+class ScriptedPolicy:
+    """The privileged scripted driver behind ``DrivingPolicy``'s interface (``--driver scripted``)."""
+
+    def __init__(self, sim: Any, policy: DrivingPolicy | None) -> None:
+        from edgepilot.sim.driver import ScriptedDriver
+
+        self.sim, self.driver, self.inner = sim, ScriptedDriver(), policy
+        self.config = policy.config if policy is not None else None
+        self.last_observation = None
+        self.last_ms = {"observation": 0.0, "policy": float("nan")}
+
+    def reset(self, route_points_m: Any) -> None:
+        self.driver.reset(0)
+
+    def act(self, class_ids: Any, ego: Any, progress_m: float, target_speed_mps: float) -> Any:
+        from edgepilot.sim.agent.action import Action
+
+        t0 = time.perf_counter()
+        action = Action.from_control(self.driver.act(self.sim.privileged(), ego))
+        self.last_ms = {"observation": 0.0, "policy": (time.perf_counter() - t0) * 1e3}
+        return action
+
+    def applied(self, action: Any) -> None:
+        pass
+
+    def describe(self) -> dict[str, Any]:
+        return {"driver": "edgepilot.sim.driver.ScriptedDriver (privileged, pure pursuit + gap keeping)"}
+
+    def close(self) -> None:
+        pass
+
+
+def _make_sim(opts: DriveOptions, scenario: str, agent: Agent | None = None) -> Simulator:
+    """The scenario's simulator. Builtin with nothing to look at (privileged, no perception, no
+    video): labels only, at the camera the policy was trained with (its bundle's ``camera``)."""
+    from edgepilot.sim.registry import make_simulator
+
+    camera, options = opts.camera, dict(opts.sim_options)
+    if opts.sim == "builtin" and agent is not None and agent.privileged and not agent.perception and not opts.out:
+        stored = getattr(getattr(agent.policy, "bundle", None), "meta", {}).get("camera")
+        camera = CameraConfig(**stored) if stored else CameraConfig(width=192, height=96)
+        options.setdefault("rgb", False)
+    return make_simulator(opts.sim, scenario, camera, **options)
+
+
+def _summary(results: list[EpisodeResult]) -> dict[str, Any]:
+    scores = [EpisodeScore(**r.score) for r in results]
+    out = summarise(scores)
+    out["ended"] = {k: sum(r.ended == k for r in results) for k in sorted({r.ended for r in results})}
+    return out
+
+
+def _latency(results: list[EpisodeResult]) -> dict[str, Any]:
+    stages: dict[str, list[float]] = {}
+    for r in results:
+        for name, values in r.stages_ms.items():
+            stages.setdefault(name, []).extend(values)
+    return {name: summarize_ms(values) for name, values in sorted(stages.items())}
+
+
+def _bundle_record(path: str) -> dict[str, Any]:
+    b = load_bundle(path)
+    return {"path": str(path), "task": b.task, "name": b.name, "onnx_sha256": b.onnx_sha256("fp32")}
+
+
+def build_agent(opts: DriveOptions) -> Agent:
+    policy = DrivingPolicy.load(opts.policy, backend=opts.backend) if opts.policy else None
+    perception = [PerceptionModel.load(p, backend=opts.backend, precision=opts.precision) for p in opts.perception]
+    if policy is None and opts.driver == "policy":
+        raise EdgepilotError("give a policy bundle (--policy BUNDLE)", exit_code=2)
+    return Agent(policy, perception, privileged=opts.privileged or opts.driver == "scripted")  # type: ignore[arg-type]
+
+
+def drive(opts: DriveOptions) -> dict[str, Any]:
+    """Drive every episode of ``opts``; the report (see the module docstring)."""
+    if opts.driver == "scripted" and opts.sim != "builtin":
+        raise EdgepilotError("--driver scripted needs the builtin world's ground truth (--sim builtin)", exit_code=2)
+    agent = build_agent(opts)
+    video = None
+    if opts.out:
+        from edgepilot.sim.agent.hud import DriveVideo
+
+        video = DriveVideo(opts.out, agent)
+    modes = [False, True] if opts.latency_aware else [False]
+    runs: dict[bool, list[EpisodeResult]] = {m: [] for m in modes}
+    total = len(opts.scenarios) * opts.episodes * len(modes)
+    bar = progress(total, "drive", "episode", enabled=opts.progress)
+    t0 = time.perf_counter()
+    try:
+        for scenario in opts.scenarios:
+            sim = _make_sim(opts, scenario, agent)
+            try:
+                if opts.driver == "scripted":
+                    agent.policy = ScriptedPolicy(sim, agent.policy if isinstance(agent.policy, DrivingPolicy) else None)  # type: ignore[assignment]
+                for delayed in modes:
+                    for k in range(opts.episodes):
+                        seed = opts.seed + k
+                        label = f"{scenario} seed {seed}" + (" latency-aware" if delayed else "")
+                        on_tick = (lambda tick, lab=label: video.write(tick, lab)) if video is not None else None  # type: ignore[misc]
+                        result = run_episode(sim, agent, seed, latency_aware=delayed,
+                                             latency_scale=opts.latency_scale, on_tick=on_tick,
+                                             max_steps=opts.max_steps)
+                        result.scenario = scenario
+                        runs[delayed].append(result)
+                        bar.update(1)
+            finally:
+                sim.close()
+    finally:
+        bar.close()
+        if video is not None:
+            video.close()
+        describe = agent.describe() if opts.driver == "policy" else {"driver": "scripted"}
+        agent.close()
+    wall_s = time.perf_counter() - t0
+    return _report(opts, runs, describe, wall_s, video.frames if video is not None else 0)
+
+
+def _scores(results: list[EpisodeResult], scenarios: tuple[str, ...]) -> dict[str, Any]:
+    per = {s: _summary([r for r in results if r.scenario == s]) for s in scenarios}
+    return {"per_scenario": per, "overall": _summary(results)}
+
+
+def _report(opts: DriveOptions, runs: dict[bool, list[EpisodeResult]], describe: dict[str, Any],
+            wall_s: float, video_frames: int) -> dict[str, Any]:
+    plain = runs[False]
+    latency = _latency(plain)
+    tick = latency.get("tick", {})
+    mode = "scripted" if opts.driver == "scripted" else "privileged" if opts.privileged else "perception"
+    report: dict[str, Any] = {
+        "benchmark": "drive",
+        "sim": opts.sim, "mode": mode,
+        "scenarios": list(opts.scenarios), "episodes_per_scenario": opts.episodes,
+        "seeds": [opts.seed, opts.seed + opts.episodes - 1],
+        "backend": opts.backend, "perception_precision": opts.precision if opts.perception else None,
+        "bundles": {"policy": _bundle_record(opts.policy) if opts.policy and opts.driver == "policy" else None,
+                    "perception": [_bundle_record(p) for p in opts.perception]},
+        "agent": describe,
+        "camera": dataclasses.asdict(opts.camera),
+        "scores": _scores(plain, opts.scenarios),
+        "latency_ms": latency,
+        "tick_budget_ms": TICK_BUDGET_MS,
+        "tick_p99_within_budget": bool(tick.get("n")) and tick["p99"] <= TICK_BUDGET_MS,
+        "episodes": [r.to_dict() for r in plain],
+        "video": {"path": opts.out, "frames": video_frames} if opts.out else None,
+        "wall_s": wall_s,
+        "host": {"cpu": cpu_model()},
+        "versions": {p: _version(p) for p in ("edgepilot", "highway-env", "onnxruntime", "torch")},
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if True in runs:
+        delayed = runs[True]
+        report["latency_aware"] = {
+            "latency_scale": opts.latency_scale,
+            "scores": _scores(delayed, opts.scenarios),
+            "skipped_frames": sum(r.skipped_frames for r in delayed),
+            "episodes": [r.to_dict() for r in delayed],
+            "driving_score_drop": (report["scores"]["overall"]["driving_score"]
+                                   - _summary(delayed)["driving_score"]),
+        }
+    return report
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def score_table(report: dict[str, Any]) -> str:
+    """The terminal table: per scenario and overall, driving score, route completion, penalty."""
+    rows = [f"{'scenario':<12} {'driving':>8} {'route':>7} {'penalty':>8} {'coll/km':>8}  ended"]
+    sections = [("", report["scores"])]
+    if "latency_aware" in report:
+        sections.append((f" +delay x{report['latency_aware']['latency_scale']:g}", report["latency_aware"]["scores"]))
+    for suffix, scores in sections:
+        for name, s in [*scores["per_scenario"].items(), ("overall", scores["overall"])]:
+            if not s.get("episodes"):
+                continue
+            ended = ", ".join(f"{k} {v}" for k, v in s["ended"].items())
+            rows.append(f"{(name + suffix):<12} {s['driving_score']:8.3f} {s['route_completion']:7.3f} "
+                        f"{s['infraction_penalty']:8.3f} {s['collisions_per_km']:8.2f}  {ended}")
+    tick = report["latency_ms"].get("tick")
+    if tick and tick.get("n"):
+        rows.append(f"tick (perception + observation + policy): p50 {tick['p50']:.2f} ms, p99 {tick['p99']:.2f} ms "
+                    f"(budget {report['tick_budget_ms']:.0f} ms: {'within' if report['tick_p99_within_budget'] else 'OVER'})")
+    return "\n".join(rows)
+
+
+def write_report(report: dict[str, Any], path: str | Path) -> Path:
+    import json
+
+    from edgepilot.runtime.outputs import write_text_atomic
+
+    return write_text_atomic(path, json.dumps(_finite(report), indent=1, allow_nan=False) + "\n")
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities become null (JSON has none)."""
+    import math
+
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value

@@ -1,0 +1,413 @@
+"""Train the driving policy: behaviour-cloning warm start (DAgger), then stable-baselines3 PPO.
+
+    edgepilot train policy --config configs/train/policy.yaml
+
+One policy for every scenario of ``PolicyConfig.scenarios``, on ``edgepilot/Drive-v0`` with
+ground-truth labels (the privileged semantic view), ``n_envs`` environments in worker
+processes (one per core).
+
+1. **Warm start** (``bc_rounds`` > 0): DAgger with the privileged scripted driver
+   (``sim.driver.ScriptedDriver``) as the expert. Round 0 drives the expert with
+   Ornstein-Uhlenbeck steering noise (so the data holds recoveries); later rounds drive
+   the policy being trained (the expert's action with probability ``beta``, halving each
+   round) and label every visited state with the expert's action. The policy's mean action
+   is fitted to the labels (MSE) and its value head to the discounted returns of the
+   collected rewards. PPO from scratch needs far more steps than a 2-core session has to
+   learn to stay on a roundabout; starting near the expert leaves PPO the part it is good
+   at, trading progress against the penalties of the env's reward.
+2. **PPO** (``timesteps`` env steps) from the warm-started weights with a small
+   exploration noise (``log_std_init``) and learning rate.
+
+Every ``val_every`` steps (and after the warm start) the deterministic policy drives
+``val_seeds`` of every scenario (seeds below the training range of
+``DriveConfig.sim_seed_range``, and apart from the test seeds 1000+ that the reports use);
+the best mean driving score is ``OUT/best.pt``. ``OUT/last.pt`` (every
+``checkpoint_minutes`` and at the end) resumes a stopped run. Both are weights-only
+checkpoints (``torch.load(weights_only=True)``). ``OUT/progress.csv`` is SB3's log,
+``OUT/history.json`` the validation scores, ``OUT/curves.png`` the learning curve.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgepilot.perception.train import checkpoint
+from edgepilot.perception.train.config import load_dataclass
+from edgepilot.runtime.errors import EdgepilotError, require
+from edgepilot.runtime.progress import progress
+from edgepilot.sim.agent.action import Action
+from edgepilot.sim.agent.env import SCENARIOS, DriveEnv
+from edgepilot.sim.agent.policy_net import ViewVectorExtractor
+from edgepilot.sim.driver import ScriptedDriver
+
+log = logging.getLogger(__name__)
+gym: Any = require("gymnasium", "sim", "the driving env")
+sb3: Any = require("stable_baselines3", "train", "the driving policy")
+TASK = "policy"
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """What ``edgepilot train policy`` runs; steps are env steps over all envs."""
+
+    out: str = "runs/policy"
+    scenarios: tuple[str, ...] = SCENARIOS
+    seed: int = 0
+    n_envs: int = 2  # env worker processes (1: in the training process)
+    threads: int = 1  # torch threads of the training process
+    # the observation (sim.agent.observation.ObservationConfig): stacked frames, and no previous
+    # action in the vector (a cloned policy would copy it: see that module's docstring)
+    frames: int = 2
+    previous_action: bool = False
+    # warm start: DAgger with the scripted driver as the expert
+    bc_rounds: int = 4
+    bc_steps: int = 12000  # collected per round
+    bc_epochs: int = 6  # passes over all the data collected so far, per round
+    bc_batch_size: int = 256
+    bc_lr: float = 1e-3
+    bc_value_weight: float = 0.01
+    expert_steer_noise: float = 0.15  # round 0: OU noise std on the expert's steering
+    # PPO
+    timesteps: int = 600_000
+    n_steps: int = 1024  # per env and rollout
+    batch_size: int = 256
+    n_epochs: int = 4
+    learning_rate: float = 1e-4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_range: float = 0.1
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    log_std_init: float = -1.6  # exploration std e^-1.6 = 0.2 of the action range
+    net_arch: tuple[int, ...] = (128, 128)  # actor and critic MLPs after the features
+    # validation, checkpoints
+    val_seeds: tuple[int, ...] = (900, 901, 902)
+    val_every: int = 100_000
+    checkpoint_minutes: float = 5.0
+    resume: bool = True
+    progress: bool = True
+    max_steps: int = 0  # > 0: episodes truncated after this many steps (smoke tests)
+
+
+def load_policy_config(path: str | Path | None = None, **overrides: Any) -> PolicyConfig:
+    cfg: PolicyConfig = load_dataclass(PolicyConfig, path, TASK, **overrides)
+    unknown = sorted(set(cfg.scenarios) - set(SCENARIOS))
+    if unknown or not cfg.scenarios:
+        raise EdgepilotError(f"scenarios {', '.join(unknown) or '(none)'}: choose from {', '.join(SCENARIOS)}",
+                             exit_code=2)
+    if cfg.n_envs < 1 or cfg.batch_size < 2 or cfg.n_steps < 2:
+        raise EdgepilotError("n_envs >= 1, n_steps >= 2 and batch_size >= 2, please", exit_code=2)
+    return cfg
+
+
+# -- envs ------------------------------------------------------------------------------------
+
+
+class ExpertLabel(gym.Wrapper):
+    """Adds ``info["expert_action"]`` (the scripted driver's (steer, pedal) for the new state)
+    while ``labelling`` is on (``env_method("set_labelling", False)`` turns it off for PPO)."""
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        self.driver = ScriptedDriver()
+        self.labelling = True
+
+    def set_labelling(self, on: bool) -> None:
+        self.labelling = bool(on)
+
+    def _label(self, info: dict) -> dict:
+        if self.labelling:
+            drive = self.env.unwrapped
+            control = self.driver.act(drive.simulator.privileged(), drive.sim_observation.ego)
+            info["expert_action"] = Action.from_control(control).to_array()
+        return info
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict]:
+        obs, info = self.env.reset(**kwargs)
+        return obs, self._label(info)
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, reward, terminated, truncated, self._label(info)
+
+
+def env_kwargs(cfg: PolicyConfig) -> dict[str, Any]:
+    """``DriveEnv(**env_kwargs(cfg))``: the env a config trains on (also for validation and export)."""
+    from edgepilot.sim.agent.observation import ObservationConfig
+
+    return {"scenarios": cfg.scenarios, "max_steps": cfg.max_steps,
+            "observation": ObservationConfig(frames=cfg.frames, previous_action=cfg.previous_action)}
+
+
+def _make_env(cfg: PolicyConfig) -> Any:
+    def make() -> Any:
+        import cv2
+
+        torch.set_num_threads(1)  # one core per worker: no thread pools fighting over the cores
+        cv2.setNumThreads(1)
+        return ExpertLabel(DriveEnv(**env_kwargs(cfg)))
+    return make
+
+
+def make_vec_env(cfg: PolicyConfig) -> Any:
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+    fns = [_make_env(cfg) for _ in range(cfg.n_envs)]
+    venv = SubprocVecEnv(fns, start_method="spawn") if cfg.n_envs > 1 else DummyVecEnv(fns)
+    venv.seed(cfg.seed)
+    return venv
+
+
+def build_model(cfg: PolicyConfig, venv: Any) -> Any:
+    """The SB3 PPO model with our features extractor (weights freshly initialised)."""
+    return sb3.PPO(
+        "MultiInputPolicy", venv, learning_rate=cfg.learning_rate, n_steps=cfg.n_steps,
+        batch_size=cfg.batch_size, n_epochs=cfg.n_epochs, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda,
+        clip_range=cfg.clip_range, ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef, max_grad_norm=cfg.max_grad_norm,
+        seed=cfg.seed, device="cpu", verbose=0,
+        policy_kwargs={"features_extractor_class": ViewVectorExtractor, "log_std_init": cfg.log_std_init,
+                       "net_arch": {"pi": list(cfg.net_arch), "vf": list(cfg.net_arch)}},
+    )
+
+
+# -- warm start (DAgger) -----------------------------------------------------------------------
+
+
+def _expert_actions(infos: Any) -> np.ndarray:
+    return np.stack([np.asarray(i["expert_action"], np.float32) for i in infos])
+
+
+def collect(venv: Any, policy: Any, steps: int, beta: float, noise: float, gamma: float,
+            rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """``steps`` labelled states: expert actions (+ OU steer noise) with probability ``beta``,
+    the policy's deterministic ones otherwise; returns discounted per env from the rewards."""
+    n = venv.num_envs
+    obs = venv.reset()
+    expert = _expert_actions(venv.reset_infos)
+    views, vectors, labels, rewards, dones = [], [], [], [], []
+    ou = np.zeros(n, np.float32)
+    for _ in range(max(steps // n, 1)):
+        views.append(obs["view"].copy())
+        vectors.append(obs["vector"].copy())
+        labels.append(expert)
+        act = expert.copy()
+        if noise > 0:
+            ou = 0.9 * ou + noise * rng.standard_normal(n).astype(np.float32)
+            act[:, 0] += ou
+        if beta < 1.0:
+            own, _ = policy.predict(obs, deterministic=True)
+            mine = rng.random(n) >= beta
+            act[mine] = own[mine]
+        obs, reward, done, infos = venv.step(np.clip(act, -1.0, 1.0))
+        rewards.append(reward.astype(np.float32))
+        dones.append(done)
+        expert = np.stack([np.asarray((venv.reset_infos[i] if done[i] else infos[i])["expert_action"], np.float32)
+                           for i in range(n)])
+    r, d = np.stack(rewards), np.stack(dones)
+    returns = np.zeros_like(r)
+    running = np.zeros(n, np.float32)
+    for t in range(len(r) - 1, -1, -1):
+        running = r[t] + gamma * running * (1.0 - d[t])
+        returns[t] = running
+    return {"view": np.concatenate(views), "vector": np.concatenate(vectors),
+            "label": np.concatenate(labels), "return": returns.reshape(-1)}
+
+
+def fit(policy: Any, data: dict[str, np.ndarray], cfg: PolicyConfig, rng: np.random.Generator,
+        epochs: int) -> float:
+    """Fit the policy's mean action to the labels (and its value to the returns); the last loss."""
+    optim = torch.optim.Adam(policy.parameters(), lr=cfg.bc_lr)
+    size = len(data["label"])
+    weight = torch.tensor([4.0, 1.0])  # steering errors matter more than pedal ones
+    loss_value = float("nan")
+    policy.set_training_mode(True)
+    for _ in range(epochs):
+        order = rng.permutation(size)
+        for start in range(0, size, cfg.bc_batch_size):
+            idx = order[start:start + cfg.bc_batch_size]
+            obs = {"view": torch.as_tensor(data["view"][idx]).float() / 255.0,
+                   "vector": torch.as_tensor(data["vector"][idx])}
+            features = policy.extract_features(obs)
+            latent_pi, latent_vf = policy.mlp_extractor(features)
+            mean = policy.action_net(latent_pi)
+            value = policy.value_net(latent_vf).squeeze(1)
+            label = torch.as_tensor(data["label"][idx])
+            act_loss = ((mean - label) ** 2 * weight).mean()
+            value_loss = torch.nn.functional.smooth_l1_loss(value, torch.as_tensor(data["return"][idx]))
+            loss = act_loss + cfg.bc_value_weight * value_loss
+            optim.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+            optim.step()
+            loss_value = float(act_loss.detach())
+    policy.set_training_mode(False)
+    return loss_value
+
+
+def warm_start(model: Any, venv: Any, cfg: PolicyConfig, history: list[dict]) -> None:
+    rng = np.random.default_rng(cfg.seed)
+    data: dict[str, np.ndarray] | None = None
+    for r in range(cfg.bc_rounds):
+        beta = 1.0 if r == 0 else 0.5 ** r
+        t0 = time.perf_counter()
+        new = collect(venv, model.policy, cfg.bc_steps, beta, cfg.expert_steer_noise if r == 0 else 0.0,
+                      cfg.gamma, rng)
+        data = new if data is None else {k: np.concatenate([data[k], new[k]]) for k in data}
+        loss = fit(model.policy, data, cfg, rng, cfg.bc_epochs)
+        log.info("warm start round %d/%d: beta %.2f, %d states, action loss %.4f (%.0f s)",
+                 r + 1, cfg.bc_rounds, beta, len(data["label"]), loss, time.perf_counter() - t0)
+        history.append({"phase": "bc", "round": r + 1, "states": len(data["label"]), "action_loss": loss})
+
+
+# -- validation --------------------------------------------------------------------------------
+
+
+def validate(policy: Any, cfg: PolicyConfig, seeds: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """Mean driving score of the deterministic policy over ``seeds`` of every scenario."""
+    env = DriveEnv(**env_kwargs(cfg))
+    per: dict[str, list[float]] = {}
+    try:
+        for scenario in cfg.scenarios:
+            for seed in seeds or cfg.val_seeds:
+                obs, _ = env.reset(seed=seed, options={"scenario": scenario, "sim_seed": seed})
+                done = False
+                info: dict[str, Any] = {}
+                while not done:
+                    action, _ = policy.predict(obs, deterministic=True)
+                    obs, _, terminated, truncated, info = env.step(action)
+                    done = terminated or truncated
+                per.setdefault(scenario, []).append(float(info["score"]["driving_score"]))
+    finally:
+        env.close()
+    means = {s: float(np.mean(v)) for s, v in per.items()}
+    return {"driving_score": float(np.mean(list(means.values()))), "per_scenario": means}
+
+
+# -- checkpoints -------------------------------------------------------------------------------
+
+
+def _state(model: Any, cfg: PolicyConfig, history: list[dict], best: float) -> dict[str, Any]:
+    return {
+        "task": TASK, "config": json.dumps(dataclasses.asdict(cfg), sort_keys=True),
+        "model": {k: v.detach().cpu() for k, v in model.policy.state_dict().items()},
+        "optimizer": model.policy.optimizer.state_dict(), "num_timesteps": int(model.num_timesteps),
+        "history": json.dumps(history), "best": float(best),
+    }
+
+
+def load_policy(path: str | Path, venv_or_env: Any | None = None) -> tuple[Any, PolicyConfig]:
+    """(SB3 PPO model with the checkpoint's weights, its config) from ``best.pt``/``last.pt``."""
+    state = checkpoint.load(path)
+    if state.get("task") != TASK:
+        raise EdgepilotError(f"{path} is a {state.get('task')!r} checkpoint, not a driving policy", exit_code=2)
+    cfg = load_policy_config(None, **json.loads(state["config"]))
+    env = venv_or_env or DriveEnv(**{**env_kwargs(cfg), "max_steps": 0})
+    model = build_model(dataclasses.replace(cfg, n_envs=1), env)
+    model.policy.load_state_dict(state["model"])
+    return model, cfg
+
+
+class _Callback(sb3.common.callbacks.BaseCallback):
+    """Progress bar, timed checkpoints and periodic validation during ``PPO.learn``."""
+
+    def __init__(self, cfg: PolicyConfig, out: Path, history: list[dict], best: float) -> None:
+        super().__init__()
+        self.cfg, self.out, self.history, self.best = cfg, out, history, best
+        self._bar = progress(cfg.timesteps, "ppo", "step", enabled=cfg.progress)
+        self._saved = time.monotonic()
+        self._next_val = 0
+
+    def _on_training_start(self) -> None:
+        self._last = self.model.num_timesteps
+        self._next_val = (self.model.num_timesteps // self.cfg.val_every + 1) * self.cfg.val_every
+
+    def _on_step(self) -> bool:
+        now = self.model.num_timesteps
+        self._bar.update(now - self._last)
+        self._last = now
+        if now >= self._next_val:
+            self._next_val += self.cfg.val_every
+            self.validate()
+        if time.monotonic() - self._saved > 60 * self.cfg.checkpoint_minutes:
+            self.save_last()
+        return True
+
+    def validate(self) -> None:
+        result = validate(self.model.policy, self.cfg)
+        row = {"phase": "ppo", "timesteps": int(self.model.num_timesteps), **result}
+        ep = [e["r"] for e in self.model.ep_info_buffer] if self.model.ep_info_buffer else []
+        row["ep_reward_mean"] = float(np.mean(ep)) if ep else float("nan")
+        self.history.append(row)
+        log.info("ppo %d steps: validation driving score %.3f %s", now_steps(self.model),
+                 result["driving_score"], {k: round(v, 3) for k, v in result["per_scenario"].items()})
+        if result["driving_score"] > self.best:
+            self.best = result["driving_score"]
+            checkpoint.save(self.out / "best.pt", _state(self.model, self.cfg, self.history, self.best))
+        self.save_last()
+
+    def save_last(self) -> None:
+        checkpoint.save(self.out / "last.pt", _state(self.model, self.cfg, self.history, self.best))
+        (self.out / "history.json").write_text(json.dumps(self.history, indent=1) + "\n")
+        self._saved = time.monotonic()
+
+    def _on_training_end(self) -> None:
+        self._bar.close()
+
+
+def now_steps(model: Any) -> int:
+    return int(model.num_timesteps)
+
+
+def train_policy(cfg: PolicyConfig) -> dict[str, Any]:
+    """Run (or resume) the warm start and PPO of ``cfg``; the summary as a dict."""
+    from stable_baselines3.common.logger import configure
+
+    torch.set_num_threads(max(cfg.threads, 1))
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1) + "\n")
+    venv = make_vec_env(cfg)
+    try:
+        model = build_model(cfg, venv)
+        model.set_logger(configure(str(out), ["csv"]))
+        history: list[dict] = []
+        best = -math.inf
+        last = out / "last.pt"
+        if cfg.resume and last.is_file():
+            state = checkpoint.load(last)
+            model.policy.load_state_dict(state["model"])
+            model.policy.optimizer.load_state_dict(state["optimizer"])
+            model.num_timesteps = int(state["num_timesteps"])
+            history, best = json.loads(state["history"]), float(state["best"])
+            log.info("resumed %s at %d PPO steps (best validation %.3f)", last, model.num_timesteps, best)
+        elif cfg.bc_rounds > 0:
+            warm_start(model, venv, cfg, history)
+        venv.env_method("set_labelling", False)
+        callback = _Callback(cfg, out, history, best)
+        if not history or history[-1].get("phase") == "bc":
+            callback.init_callback(model)
+            callback.validate()  # the warm-started policy, step 0
+        remaining = cfg.timesteps - model.num_timesteps
+        if remaining > 0:
+            model.learn(remaining, callback=callback, reset_num_timesteps=False)
+            callback.validate()
+    finally:
+        venv.close()
+    from edgepilot.sim.agent.curves import plot_policy_curves
+
+    plot_policy_curves(out)
+    rows = [h for h in callback.history if h.get("phase") == "ppo"]
+    return {"out": str(out), "timesteps": int(model.num_timesteps), "best_validation": callback.best,
+            "validation": rows[-1] if rows else None, "best": str(out / "best.pt")}
