@@ -236,8 +236,8 @@ def fit(policy: Any, data: dict[str, np.ndarray], cfg: PolicyConfig, rng: np.ran
         order = rng.permutation(size)
         for start in range(0, size, cfg.bc_batch_size):
             idx = order[start:start + cfg.bc_batch_size]
-            obs = {"view": torch.as_tensor(data["view"][idx]).float() / 255.0,
-                   "vector": torch.as_tensor(data["vector"][idx])}
+            # uint8 as stored: extract_features scales image spaces to [0, 1] itself, as predict does
+            obs = {"view": torch.as_tensor(data["view"][idx]), "vector": torch.as_tensor(data["vector"][idx])}
             features = policy.extract_features(obs)
             latent_pi, latent_vf = policy.mlp_extractor(features)
             mean = policy.action_net(latent_pi)
