@@ -115,7 +115,41 @@ def driver_table() -> str:
     return "\n".join(lines)
 
 
-TABLES = {"engines": engines_table, "loop": loop_table, "cpu": cpu_table, "sim": sim_table, "driver": driver_table}
+DRIVE_RUNS = (("scripted baseline (privileged)", "drive_baseline.json", None),
+              ("policy, privileged (ground-truth view)", "drive_privileged.json", None),
+              ("policy, perception in the loop (INT8, ORT CPU)", "drive_perception.json", None),
+              ("  same, latency-aware (x1)", "drive_perception.json", "latency_aware"),
+              ("  same, latency-aware (x4: a 4x slower device)", "drive_perception_x4.json", "latency_aware"))
+
+
+def drive_table() -> str:
+    scenarios = ("highway", "racetrack", "roundabout", "merge")
+    lines = ["| driver | " + " | ".join(scenarios) + " | overall | route | penalty | tick p99 ms |",
+             "| --- | " + " | ".join("---" for _ in scenarios) + " | --- | --- | --- | --- |"]
+    first = None
+    for label, name, section in DRIVE_RUNS:
+        if not (RESULTS / name).is_file():
+            continue
+        d = _load(name)
+        first = first or d
+        scores = d[section]["scores"] if section else d["scores"]
+        per = [f"{scores['per_scenario'][s]['driving_score']:.3f}" for s in scenarios]
+        o = scores["overall"]
+        tick = d["latency_ms"].get("tick", {}).get("p99") if d["mode"] == "perception" else None
+        tick_text = f"{tick:.1f}" if tick is not None and not section else ""
+        lines.append(f"| {label} | " + " | ".join(per) + f" | **{o['driving_score']:.3f}** | {o['route_completion']:.3f} | "
+                     f"{o['infraction_penalty']:.3f} | {tick_text} |")
+    if first is not None:
+        lines.append("")
+        lines.append(f"Driving score (route completion x infraction penalty), mean over {first['episodes_per_scenario']} "
+                     f"held-out seeds ({first['seeds'][0]}-{first['seeds'][1]}) per scenario; "
+                     f"`PYTHONPATH=. python benchmarks/eval_drive.py` → `benchmarks/results/drive_*.json` "
+                     f"({first['date'][:10]}, {first['host']['cpu']}).")
+    return "\n".join(lines)
+
+
+TABLES = {"engines": engines_table, "loop": loop_table, "cpu": cpu_table, "sim": sim_table, "driver": driver_table,
+          "drive": drive_table}
 
 
 def render(name: str) -> str:

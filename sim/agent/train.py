@@ -21,7 +21,8 @@ processes (one per core).
 Every ``val_every`` steps (and after the warm start) the deterministic policy drives
 ``val_seeds`` of every scenario (seeds below the training range of
 ``DriveConfig.sim_seed_range``, and apart from the test seeds 1000+ that the reports use);
-the best mean driving score is ``OUT/best.pt``. ``OUT/last.pt`` (every
+the best mean driving score is ``OUT/best.pt``; ``OUT/warmstart.pt`` is the policy right after the
+warm start. ``OUT/last.pt`` (every
 ``checkpoint_minutes`` and at the end) resumes a stopped run. Both are weights-only
 checkpoints (``torch.load(weights_only=True)``). ``OUT/progress.csv`` is SB3's log,
 ``OUT/history.json`` the validation scores, ``OUT/curves.png`` the learning curve.
@@ -156,7 +157,10 @@ def _make_env(cfg: PolicyConfig) -> Any:
 
         torch.set_num_threads(1)  # one core per worker: no thread pools fighting over the cores
         cv2.setNumThreads(1)
-        return ExpertLabel(DriveEnv(**env_kwargs(cfg)))
+        from stable_baselines3.common.monitor import Monitor
+
+        # Monitor: episode reward and length into SB3's log (rollout/ep_rew_mean, the curve)
+        return ExpertLabel(Monitor(DriveEnv(**env_kwargs(cfg))))
     return make
 
 
@@ -176,9 +180,19 @@ def build_model(cfg: PolicyConfig, venv: Any) -> Any:
         batch_size=cfg.batch_size, n_epochs=cfg.n_epochs, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda,
         clip_range=cfg.clip_range, ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef, max_grad_norm=cfg.max_grad_norm,
         seed=cfg.seed, device="cpu", verbose=0,
+        # separate actor and critic CNNs: the critic's large early value loss would otherwise
+        # reshape the warm-started actor's features (a KL of 0.1 per update, measured)
         policy_kwargs={"features_extractor_class": ViewVectorExtractor, "log_std_init": cfg.log_std_init,
-                       "net_arch": {"pi": list(cfg.net_arch), "vf": list(cfg.net_arch)}},
+                       "net_arch": {"pi": list(cfg.net_arch), "vf": list(cfg.net_arch)},
+                       "share_features_extractor": False},
     )
+
+
+def load_weights(policy: Any, state: dict[str, Any]) -> None:
+    """Load a policy state dict. SB3 names the actor's extractor both ``features_extractor`` and
+    ``pi_features_extractor`` and the critic's ``vf_features_extractor`` (all three one module when
+    shared), so a state saved with a shared extractor starts both CNNs from its weights."""
+    policy.load_state_dict(state)
 
 
 # -- warm start (DAgger) -----------------------------------------------------------------------
@@ -238,8 +252,12 @@ def fit(policy: Any, data: dict[str, np.ndarray], cfg: PolicyConfig, rng: np.ran
             idx = order[start:start + cfg.bc_batch_size]
             # uint8 as stored: extract_features scales image spaces to [0, 1] itself, as predict does
             obs = {"view": torch.as_tensor(data["view"][idx]), "vector": torch.as_tensor(data["vector"][idx])}
-            features = policy.extract_features(obs)
-            latent_pi, latent_vf = policy.mlp_extractor(features)
+            features = policy.extract_features(obs)  # (actor, critic) features when not shared
+            if isinstance(features, tuple):
+                latent_pi, latent_vf = policy.mlp_extractor.forward_actor(features[0]), \
+                    policy.mlp_extractor.forward_critic(features[1])
+            else:
+                latent_pi, latent_vf = policy.mlp_extractor(features)
             mean = policy.action_net(latent_pi)
             value = policy.value_net(latent_vf).squeeze(1)
             label = torch.as_tensor(data["label"][idx])
@@ -314,7 +332,7 @@ def load_policy(path: str | Path, venv_or_env: Any | None = None) -> tuple[Any, 
     cfg = load_policy_config(None, **json.loads(state["config"]))
     env = venv_or_env or DriveEnv(**{**env_kwargs(cfg), "max_steps": 0})
     model = build_model(dataclasses.replace(cfg, n_envs=1), env)
-    model.policy.load_state_dict(state["model"])
+    load_weights(model.policy, state["model"])
     return model, cfg
 
 
@@ -387,13 +405,17 @@ def train_policy(cfg: PolicyConfig) -> dict[str, Any]:
         last = out / "last.pt"
         if cfg.resume and last.is_file():
             state = checkpoint.load(last)
-            model.policy.load_state_dict(state["model"])
-            model.policy.optimizer.load_state_dict(state["optimizer"])
+            load_weights(model.policy, state["model"])
+            try:
+                model.policy.optimizer.load_state_dict(state["optimizer"])
+            except ValueError:  # saved with a shared extractor (other parameter groups): a fresh Adam
+                log.info("%s: optimiser state of another layout; Adam starts afresh", last)
             model.num_timesteps = int(state["num_timesteps"])
             history, best = json.loads(state["history"]), float(state["best"])
             log.info("resumed %s at %d PPO steps (best validation %.3f)", last, model.num_timesteps, best)
         elif cfg.bc_rounds > 0:
             warm_start(model, venv, cfg, history)
+            checkpoint.save(out / "warmstart.pt", _state(model, cfg, history, best))
         venv.env_method("set_labelling", False)
         callback = _Callback(cfg, out, history, best)
         if not history or history[-1].get("phase") == "bc":

@@ -92,7 +92,7 @@ def test_names_and_imgsz_supply_missing_metadata(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("argv", "expect"), [
     (["export", "--out", "OUT"], "give a checkpoint to export (CKPT) or a detection ONNX"),
     (["export", "best.pt", "--from-onnx", "MODEL", "--out", "OUT"], "not both"),
-    (["export", "best.pt", "--out", "OUT"], "--task seg|det is needed"),
+    (["export", "best.pt", "--out", "OUT"], "--task seg|det|policy is needed"),
     (["export", "best.pt", "--task", "det", "--names", "a,b", "--out", "OUT"], "--names apply to --from-onnx"),
     (["export", "--from-onnx", "MODEL", "--int8", "--out", "OUT"], "--int8 apply to checkpoints"),
     (["export", "--from-onnx", "MODEL", "--task", "seg", "--out", "OUT"], "--task apply to checkpoints"),
