@@ -32,7 +32,11 @@ def plot_policy_curves(out: str | Path) -> Path | None:
     except ImportError:
         return None
     out = Path(out)
-    steps, rewards = _read_progress(out / "progress.csv")
+    steps, rewards = [], []
+    for part in sorted(out.glob("progress*.csv"), key=lambda p: p.stat().st_mtime):  # resumed runs: in order
+        s, r = _read_progress(part)
+        steps += s
+        rewards += r
     history = json.loads((out / "history.json").read_text()) if (out / "history.json").is_file() else []
     val = [h for h in history if h.get("phase") == "ppo"]
     fig = Figure(figsize=(9, 3.5), dpi=100)

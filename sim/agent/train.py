@@ -24,7 +24,7 @@ Every ``val_every`` steps (and after the warm start) the deterministic policy dr
 the best mean driving score is ``OUT/best.pt``; ``OUT/warmstart.pt`` is the policy right after the
 warm start. ``OUT/last.pt`` (every
 ``checkpoint_minutes`` and at the end) resumes a stopped run. Both are weights-only
-checkpoints (``torch.load(weights_only=True)``). ``OUT/progress.csv`` is SB3's log,
+checkpoints (``torch.load(weights_only=True)``). ``OUT/progress.csv`` is SB3's log (a resumed run's earlier log is kept as ``progress.<time>.csv``),
 ``OUT/history.json`` the validation scores, ``OUT/curves.png`` the learning curve.
 """
 
@@ -399,6 +399,9 @@ def train_policy(cfg: PolicyConfig) -> dict[str, Any]:
     venv = make_vec_env(cfg)
     try:
         model = build_model(cfg, venv)
+        log_file = out / "progress.csv"
+        if log_file.is_file() and log_file.stat().st_size:  # SB3 truncates it: keep a resumed run's log
+            log_file.rename(out / f"progress.{int(time.time())}.csv")
         model.set_logger(configure(str(out), ["csv"]))
         history: list[dict] = []
         best = -math.inf
