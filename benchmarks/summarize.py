@@ -137,6 +137,8 @@ def drive_table() -> str:
         o = scores["overall"]
         tick = d["latency_ms"].get("tick", {}).get("p99") if d["mode"] == "perception" else None
         tick_text = f"{tick:.1f}" if tick is not None and not section else ""
+        if d["episodes_per_scenario"] != first["episodes_per_scenario"]:
+            label += f" ({d['episodes_per_scenario']} seeds)"
         lines.append(f"| {label} | " + " | ".join(per) + f" | **{o['driving_score']:.3f}** | {o['route_completion']:.3f} | "
                      f"{o['infraction_penalty']:.3f} | {tick_text} |")
     if first is not None:
