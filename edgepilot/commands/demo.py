@@ -26,7 +26,7 @@ bundles: camera -> models/seg + models/det (INT8, ONNX Runtime) -> models/policy
 -> control, one episode of each --scenario (default highway,roundabout, seeds from
 1000, never trained on). Writes --out/drive.mp4 (camera with overlay and boxes,
 the policy's input view, a HUD) and --out/drive.json (scores and per-stage
-latency), then prints the score table. Takes 1-2 minutes on a 2-core CPU.
+latency), then prints the score table. Takes under a minute on a 2-core CPU.
 
 --loop (also where models/policy or models/seg are absent, e.g. a wheel):
 render a short clip from the built-in world (highway scenario, no server needed;
