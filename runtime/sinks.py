@@ -53,6 +53,10 @@ class VideoSink:
 
     def write(self, result: Result, image: np.ndarray | None) -> None:
         assert image is not None
+        self.write_image(image)
+
+    def write_image(self, image: np.ndarray) -> None:
+        """One BGR frame (the writer opens at the first frame's size)."""
         if self._writer is None:
             h, w = image.shape[:2]
             self._writer = cv2.VideoWriter(str(self.path), self.fourcc, self.fps, (w, h))

@@ -164,7 +164,7 @@ def drive(opts: DriveOptions) -> dict[str, Any]:
         bar.close()
         if video is not None:
             video.close()
-        describe = agent.describe() if opts.driver == "policy" else {"driver": "scripted"}
+        describe = agent.describe()
         agent.close()
     wall_s = time.perf_counter() - t0
     return _report(opts, runs, describe, wall_s, video.frames if video is not None else 0)

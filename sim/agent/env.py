@@ -158,7 +158,7 @@ class DriveEnv(GymEnv):
         self._sim_obs = obs
         self._steps += 1
         self._meter.update(obs)
-        off_road = obs.events.off_road and _off_road(sim, self.config.off_road_margin_m)
+        off_road = obs.events.off_road and sim.off_lanes(self.config.off_road_margin_m)
         lateral_m, heading_rad = _lane_pose(sim.ego)
         progress_m = float(obs.info["progress_m"])
         facts = StepFacts(
@@ -227,8 +227,3 @@ def _lane_pose(ego: Any) -> tuple[float, float]:
     heading = -float(ego.heading) + float(lane.heading_at(s))  # highway-env's y is down: negate
     return -float(lat), (heading + math.pi) % (2 * math.pi) - math.pi
 
-
-def _off_road(sim: BuiltinSimulator, margin_m: float) -> bool:
-    """Is the ego's centre more than ``margin_m`` outside every lane of the road network?"""
-    position = sim.ego.position
-    return not any(lane.on_lane(position, margin=margin_m) for lane in sim.env.road.network.lanes_list())

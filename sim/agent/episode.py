@@ -123,14 +123,15 @@ class Agent:
         return seg.class_ids
 
     def describe(self) -> dict[str, Any]:
-        return {"privileged": self.privileged, "policy": self.policy.describe(),
+        return {"privileged": self.privileged, "policy": self.policy.describe() if self.policy is not None else None,
                 "perception": [{"name": p.name, "bundle": str(p.bundle.path), "engine": p.engine.describe()}
                                for p in self.perception]}
 
     def close(self) -> None:
         for p in self.perception:
             p.engine.close()
-        self.policy.close()
+        if self.policy is not None:
+            self.policy.close()
 
 
 @dataclass
@@ -148,15 +149,13 @@ class EpisodeResult:
                 "skipped_frames": self.skipped_frames, **self.score}
 
 
-def left_road(sim: Simulator, obs: Observation, margin_m: float) -> bool:
-    """The training env's off-road rule where the simulator has a lane graph (builtin), else its event."""
+def left_road(sim: Simulator, obs: Observation, margin_m: float, off_ticks: int, patience: int) -> bool:
+    """The training env's rule where the simulator has a lane graph (builtin ``off_lanes``);
+    elsewhere (CARLA) its off-road event for ``patience`` ticks in a row."""
     if not obs.events.off_road:
         return False
-    road = getattr(getattr(sim, "env", None), "road", None)
-    ego = getattr(sim, "ego", None)
-    if road is None or ego is None:
-        return True
-    return not any(lane.on_lane(ego.position, margin=margin_m) for lane in road.network.lanes_list())
+    off_lanes = getattr(sim, "off_lanes", None)
+    return bool(off_lanes(margin_m)) if off_lanes is not None else off_ticks >= patience
 
 
 def run_episode(sim: Simulator, agent: Agent, seed: int, *, latency_aware: bool = False,
@@ -200,10 +199,10 @@ def run_episode(sim: Simulator, agent: Agent, seed: int, *, latency_aware: bool 
         if float(obs.info.get("route_completion", 0.0)) >= 1.0:
             ended = "route_complete"
             break
-        if obs.info.get("terminated") or (obs.events.collision and getattr(sim, "name", "") != "carla"):
+        if obs.info.get("terminated"):  # the builtin world ends on a crash; CARLA drives on, as the Leaderboard
             ended = "collision"
             break
-        if left_road(sim, obs, off_road_margin_m) and (getattr(sim, "name", "") != "carla" or off_ticks >= off_road_ticks):
+        if left_road(sim, obs, off_road_margin_m, off_ticks, off_road_ticks):
             ended = "off_road"
             break
     score = meter.score().to_dict()

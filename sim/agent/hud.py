@@ -1,6 +1,6 @@
 """The drive video's frame: camera with the segmentation overlay and boxes, the policy's view, a HUD.
 
-``DriveVideo(path, agent)`` opens an MP4 (``runtime.sinks.video_fourcc``); ``write(tick)`` composes one
+``DriveVideo(path, agent)`` writes through ``runtime.sinks.VideoSink`` (codec by extension); ``write(tick)`` composes one
 tick: left the camera image (perception overlay when bundles ran), right the policy's input view
 (road grey, lane lines white, vehicles blue, other obstacles orange; the strongest channel per
 cell), below a HUD line with speed, steer, pedal, route completion and the tick's per-stage
@@ -10,14 +10,12 @@ latency. ``close()`` releases the writer (also on errors: use it as a context ma
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 
 from edgepilot.runtime.draw import Annotator
-from edgepilot.runtime.errors import EdgepilotError
-from edgepilot.runtime.sinks import video_fourcc
+from edgepilot.runtime.sinks import VideoSink
 from edgepilot.sim.agent.env import VIEW_RGB
 from edgepilot.sim.agent.episode import Agent, Tick
 
@@ -37,13 +35,13 @@ def view_image(view: np.ndarray, channels: int, height: int) -> np.ndarray:
 class DriveVideo:
     def __init__(self, path: str | Path, agent: Agent, fps: float = 20.0) -> None:
         self.path, self.agent, self.fps = Path(path), agent, fps
-        self._writer: Any = None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._sink = VideoSink(self.path, fps)
         self._annotators = {p.name: Annotator(p.bundle.classes, p.bundle.palette) for p in agent.perception}
         config = getattr(agent.policy, "config", None)
         self._channels = len(config.channels) if config is not None else 4
         self._last_view: np.ndarray | None = None
         self._last_stages: dict[str, float] = {}
-        self.frames = 0
 
     def __enter__(self) -> DriveVideo:
         return self
@@ -81,18 +79,11 @@ class DriveVideo:
         return np.concatenate([top, hud], axis=0)
 
     def write(self, tick: Tick, label: str = "") -> None:
-        image = self.compose(tick, label)
-        if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = cv2.VideoWriter(str(self.path), video_fourcc(self.path), self.fps,
-                                           (image.shape[1], image.shape[0]))
-            if not self._writer.isOpened():
-                raise EdgepilotError(f"--out {self.path}: OpenCV cannot write this video (try a .mp4 or .avi name)",
-                                     exit_code=2)
-        self._writer.write(image)
-        self.frames += 1
+        self._sink.write_image(self.compose(tick, label))
+
+    @property
+    def frames(self) -> int:
+        return self._sink.frames
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+        self._sink.close()

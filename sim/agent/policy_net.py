@@ -53,7 +53,7 @@ class DeterministicActor(nn.Module):
 
     def __init__(self, policy: Any) -> None:
         super().__init__()
-        self.features = policy.pi_features_extractor if not policy.share_features_extractor else policy.features_extractor
+        self.features = policy.pi_features_extractor  # the actor's (SB3 aliases it when shared)
         self.mlp = policy.mlp_extractor.policy_net
         self.head = policy.action_net
 

@@ -181,18 +181,13 @@ def build_model(cfg: PolicyConfig, venv: Any) -> Any:
         clip_range=cfg.clip_range, ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef, max_grad_norm=cfg.max_grad_norm,
         seed=cfg.seed, device="cpu", verbose=0,
         # separate actor and critic CNNs: the critic's large early value loss would otherwise
-        # reshape the warm-started actor's features (a KL of 0.1 per update, measured)
+        # reshape the warm-started actor's features (shared, lr 1e-4: approx KL 0.04-0.12 and
+        # 35-44 % clipped in the first updates; separate, lr 5e-5: KL 0.004, 11 % clipped:
+        # runs/policy/earlier/)
         policy_kwargs={"features_extractor_class": ViewVectorExtractor, "log_std_init": cfg.log_std_init,
                        "net_arch": {"pi": list(cfg.net_arch), "vf": list(cfg.net_arch)},
                        "share_features_extractor": False},
     )
-
-
-def load_weights(policy: Any, state: dict[str, Any]) -> None:
-    """Load a policy state dict. SB3 names the actor's extractor both ``features_extractor`` and
-    ``pi_features_extractor`` and the critic's ``vf_features_extractor`` (all three one module when
-    shared), so a state saved with a shared extractor starts both CNNs from its weights."""
-    policy.load_state_dict(state)
 
 
 # -- warm start (DAgger) -----------------------------------------------------------------------
@@ -252,12 +247,9 @@ def fit(policy: Any, data: dict[str, np.ndarray], cfg: PolicyConfig, rng: np.ran
             idx = order[start:start + cfg.bc_batch_size]
             # uint8 as stored: extract_features scales image spaces to [0, 1] itself, as predict does
             obs = {"view": torch.as_tensor(data["view"][idx]), "vector": torch.as_tensor(data["vector"][idx])}
-            features = policy.extract_features(obs)  # (actor, critic) features when not shared
-            if isinstance(features, tuple):
-                latent_pi, latent_vf = policy.mlp_extractor.forward_actor(features[0]), \
-                    policy.mlp_extractor.forward_critic(features[1])
-            else:
-                latent_pi, latent_vf = policy.mlp_extractor(features)
+            pi_features, vf_features = policy.extract_features(obs)  # separate CNNs (build_model)
+            latent_pi = policy.mlp_extractor.forward_actor(pi_features)
+            latent_vf = policy.mlp_extractor.forward_critic(vf_features)
             mean = policy.action_net(latent_pi)
             value = policy.value_net(latent_vf).squeeze(1)
             label = torch.as_tensor(data["label"][idx])
@@ -332,7 +324,7 @@ def load_policy(path: str | Path, venv_or_env: Any | None = None) -> tuple[Any, 
     cfg = load_policy_config(None, **json.loads(state["config"]))
     env = venv_or_env or DriveEnv(**{**env_kwargs(cfg), "max_steps": 0})
     model = build_model(dataclasses.replace(cfg, n_envs=1), env)
-    load_weights(model.policy, state["model"])
+    model.policy.load_state_dict(state["model"])
     return model, cfg
 
 
@@ -367,7 +359,7 @@ class _Callback(sb3.common.callbacks.BaseCallback):
         ep = [e["r"] for e in self.model.ep_info_buffer] if self.model.ep_info_buffer else []
         row["ep_reward_mean"] = float(np.mean(ep)) if ep else float("nan")
         self.history.append(row)
-        log.info("ppo %d steps: validation driving score %.3f %s", now_steps(self.model),
+        log.info("ppo %d steps: validation driving score %.3f %s", self.model.num_timesteps,
                  result["driving_score"], {k: round(v, 3) for k, v in result["per_scenario"].items()})
         if result["driving_score"] > self.best:
             self.best = result["driving_score"]
@@ -381,10 +373,6 @@ class _Callback(sb3.common.callbacks.BaseCallback):
 
     def _on_training_end(self) -> None:
         self._bar.close()
-
-
-def now_steps(model: Any) -> int:
-    return int(model.num_timesteps)
 
 
 def train_policy(cfg: PolicyConfig) -> dict[str, Any]:
@@ -408,7 +396,7 @@ def train_policy(cfg: PolicyConfig) -> dict[str, Any]:
         last = out / "last.pt"
         if cfg.resume and last.is_file():
             state = checkpoint.load(last)
-            load_weights(model.policy, state["model"])
+            model.policy.load_state_dict(state["model"])
             try:
                 model.policy.optimizer.load_state_dict(state["optimizer"])
             except ValueError:  # saved with a shared extractor (other parameter groups): a fresh Adam

@@ -127,6 +127,15 @@ class BuiltinSimulator(Simulator):
         """Ticks in an episode at most (its duration at the simulator's rate)."""
         return int(round(self.config.duration_s * self.config.frequency_hz))
 
+    def off_lanes(self, margin_m: float) -> bool:
+        """Is the ego's centre more than ``margin_m`` outside every lane of the road network?
+
+        highway-env's own off-road flag (``Events.off_road``) also fires in the short gaps
+        between the roundabout's entry lanes and its ring, where a driver is on the road.
+        """
+        position = self.ego.position
+        return not any(lane.on_lane(position, margin=margin_m) for lane in self.env.road.network.lanes_list())
+
     def privileged(self) -> Privileged:
         """Lane geometry, lead vehicle and speeds for the scripted baseline driver."""
         return privileged_view(self.ego, self.env.road, self.route, self.config.target_speed_mps)
