@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 # CPU torch: on the project machines pip finds the CPU wheel on local disk.
 # Elsewhere point pip at a CPU wheel index, e.g. make TORCH="torch==2.13.0 --index-url <cpu index>"
 TORCH  ?= torch==2.13.0
-EXTRAS ?= onnx,openvino,sim,train,bench,dev
+EXTRAS ?= onnx,openvino,sim,train,bench,scale,triton,dev
 STAMP  := $(VENV)/.installed
 
 .PHONY: venv demo test lint bench clean
