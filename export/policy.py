@@ -37,7 +37,7 @@ ACTION_NAMES = ("steer", "pedal")
 def parity_observations(model: Any, cfg: PolicyConfig, steps: int = 200, seed: int = 900
                         ) -> dict[str, np.ndarray]:
     """``steps`` observations per scenario from the policy's own deterministic drive."""
-    scenarios = cfg.scenarios
+    scenarios = tuple(dict.fromkeys(cfg.scenarios))  # a scenario listed twice (trained on more) once
     env = DriveEnv(**{**env_kwargs(cfg), "max_steps": 0})
     views, vectors = [], []
     try:
@@ -105,7 +105,7 @@ def export_policy(ckpt: str | Path, out: str | Path, *, force: bool = False, par
         "camera": dataclasses.asdict(env_config.camera),
         "source": {"trained": True, "checkpoint": str(ckpt), "checkpoint_sha256": file_sha256(Path(ckpt)),
                    "state_dict_sha256": state_dict_sha256(actor), "env": "edgepilot/Drive-v0",
-                   "scenarios": list(cfg.scenarios), "train_config": dataclasses.asdict(cfg)},
+                   "scenarios": list(dict.fromkeys(cfg.scenarios)), "train_config": dataclasses.asdict(cfg)},
     }
     write_meta(out, meta)
     obs = parity_observations(model, cfg, parity_steps // max(len(cfg.scenarios), 1) or 1)

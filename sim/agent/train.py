@@ -78,6 +78,10 @@ class PolicyConfig:
     bc_lr: float = 1e-3
     bc_value_weight: float = 0.01
     expert_steer_noise: float = 0.15  # round 0: OU noise std on the expert's steering
+    # continue an earlier run: its policy weights start the warm start, whose rounds are
+    # numbered from bc_first_round (beta = 0.5 ** round: late rounds drive the policy itself)
+    init_from: str = ""
+    bc_first_round: int = 0
     # PPO
     timesteps: int = 600_000
     n_steps: int = 1024  # per env and rollout
@@ -268,15 +272,15 @@ def fit(policy: Any, data: dict[str, np.ndarray], cfg: PolicyConfig, rng: np.ran
 def warm_start(model: Any, venv: Any, cfg: PolicyConfig, history: list[dict]) -> None:
     rng = np.random.default_rng(cfg.seed)
     data: dict[str, np.ndarray] | None = None
-    for r in range(cfg.bc_rounds):
+    for r in range(cfg.bc_first_round, cfg.bc_first_round + cfg.bc_rounds):
         beta = 1.0 if r == 0 else 0.5 ** r
         t0 = time.perf_counter()
         new = collect(venv, model.policy, cfg.bc_steps, beta, cfg.expert_steer_noise if r == 0 else 0.0,
                       cfg.gamma, rng)
         data = new if data is None else {k: np.concatenate([data[k], new[k]]) for k in data}
         loss = fit(model.policy, data, cfg, rng, cfg.bc_epochs)
-        log.info("warm start round %d/%d: beta %.2f, %d states, action loss %.4f (%.0f s)",
-                 r + 1, cfg.bc_rounds, beta, len(data["label"]), loss, time.perf_counter() - t0)
+        log.info("warm start round %d/%d: beta %.3f, %d states, action loss %.4f (%.0f s)",
+                 r + 1, cfg.bc_first_round + cfg.bc_rounds, beta, len(data["label"]), loss, time.perf_counter() - t0)
         history.append({"phase": "bc", "round": r + 1, "states": len(data["label"]), "action_loss": loss})
 
 
@@ -288,7 +292,7 @@ def validate(policy: Any, cfg: PolicyConfig, seeds: tuple[int, ...] | None = Non
     env = DriveEnv(**env_kwargs(cfg))
     per: dict[str, list[float]] = {}
     try:
-        for scenario in cfg.scenarios:
+        for scenario in dict.fromkeys(cfg.scenarios):  # a scenario listed twice is trained on more, validated once
             for seed in seeds or cfg.val_seeds:
                 obs, _ = env.reset(seed=seed, options={"scenario": scenario, "sim_seed": seed})
                 done = False
@@ -326,6 +330,20 @@ def load_policy(path: str | Path, venv_or_env: Any | None = None) -> tuple[Any, 
     model = build_model(dataclasses.replace(cfg, n_envs=1), env)
     model.policy.load_state_dict(state["model"])
     return model, cfg
+
+
+def init_weights(model: Any, path: str | Path) -> None:
+    """Load the policy weights of an earlier run's checkpoint (``init_from``) into ``model``."""
+    state = checkpoint.load(path)
+    if state.get("task") != TASK:
+        raise EdgepilotError(f"init_from {path}: a {state.get('task')!r} checkpoint, not a driving policy", exit_code=2)
+    try:
+        model.policy.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        raise EdgepilotError(f"init_from {path}: its network does not match this config's ({first}); "
+                             "use the frames, previous_action and net_arch it was trained with", exit_code=2) from exc
+    log.info("warm start from the weights of %s", path)
 
 
 class _Callback(sb3.common.callbacks.BaseCallback):
@@ -405,6 +423,8 @@ def train_policy(cfg: PolicyConfig) -> dict[str, Any]:
             history, best = json.loads(state["history"]), float(state["best"])
             log.info("resumed %s at %d PPO steps (best validation %.3f)", last, model.num_timesteps, best)
         elif cfg.bc_rounds > 0:
+            if cfg.init_from:
+                init_weights(model, cfg.init_from)
             warm_start(model, venv, cfg, history)
             checkpoint.save(out / "warmstart.pt", _state(model, cfg, history, best))
         venv.env_method("set_labelling", False)

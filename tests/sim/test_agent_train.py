@@ -31,3 +31,66 @@ def test_behaviour_cloning_fits_the_labels_as_predict_sees_them():
     predicted, _ = model.policy.predict({"view": view, "vector": data["vector"]}, deterministic=True)
     env.close()
     assert np.abs(predicted - label).max() < 0.15
+
+
+def test_init_from_loads_an_earlier_runs_weights_and_refuses_a_foreign_network(tmp_path):
+    """``init_from`` starts from the checkpoint's exact weights; a network of another shape is a
+    one-line error naming the file, not a torch traceback."""
+    pytest.importorskip("stable_baselines3")
+    import torch
+
+    from edgepilot.perception.train import checkpoint
+    from edgepilot.runtime.errors import EdgepilotError
+    from edgepilot.sim.agent.env import DriveEnv
+    from edgepilot.sim.agent.train import _state, build_model, init_weights, load_policy_config
+
+    cfg = load_policy_config(None, n_envs=1, scenarios=("highway",))
+    env = DriveEnv(scenarios=("highway",))
+    try:
+        source = build_model(cfg, env)
+        checkpoint.save(tmp_path / "best.pt", _state(source, cfg, [], 0.5))
+        target = build_model(load_policy_config(None, n_envs=1, scenarios=("highway",), seed=7), env)
+        key = next(k for k in source.policy.state_dict() if k.endswith("weight"))
+        assert not torch.equal(source.policy.state_dict()[key], target.policy.state_dict()[key])
+        init_weights(target, tmp_path / "best.pt")
+        for name, value in source.policy.state_dict().items():
+            assert torch.equal(value, target.policy.state_dict()[name]), name
+
+        wide = load_policy_config(None, n_envs=1, scenarios=("highway",), net_arch=(64,))
+        with pytest.raises(EdgepilotError, match="does not match this config") as err:
+            init_weights(build_model(wide, env), tmp_path / "best.pt")
+        assert "best.pt" in str(err.value) and "\n" not in str(err.value)
+    finally:
+        env.close()
+
+
+def test_a_scenario_listed_twice_is_validated_once(monkeypatch):
+    """Oversampling a scenario in training (listing it twice) must not count it twice in validation."""
+    pytest.importorskip("stable_baselines3")
+    from edgepilot.sim.agent import train
+
+    seen: list[str] = []
+
+    class Env:
+        def __init__(self, **kwargs):
+            pass
+
+        def reset(self, seed, options):
+            seen.append(options["scenario"])
+            return None, {}
+
+        def step(self, action):
+            return None, 0.0, True, False, {"score": {"driving_score": 1.0 if seen[-1] == "merge" else 0.0}}
+
+        def close(self):
+            pass
+
+    class Policy:
+        def predict(self, obs, deterministic):
+            return np.zeros(2, np.float32), None
+
+    monkeypatch.setattr(train, "DriveEnv", Env)
+    cfg = train.load_policy_config(None, scenarios=("merge", "roundabout", "roundabout"))
+    result = train.validate(Policy(), cfg, seeds=(5,))
+    assert seen == ["merge", "roundabout"]
+    assert result["driving_score"] == pytest.approx(0.5)
