@@ -17,7 +17,8 @@ NAME = "info"
 HELP = "show versions, available backends/devices and (with --model) a bundle summary"
 DESCRIPTION = """Show what this installation can run.
 
-  edgepilot info                      versions, backends (torch/CUDA, onnxruntime providers, TensorRT)
+  edgepilot info                      versions, backends (torch/CUDA, onnxruntime providers, TensorRT,
+                                      the Triton client)
   edgepilot info --model BUNDLE       ... plus the validated bundle: task, I/O, decoder, classes, files
   edgepilot info --json               machine-readable output
 """
@@ -59,7 +60,11 @@ def backends() -> dict[str, dict[str, Any]]:
     if ov is not None:
         v["devices"] = list(ov.Core().available_devices)
     _, trt = _probe("tensorrt")
-    return {"null": {"installed": True}, "torch": t, "onnxruntime": o, "openvino": v, "tensorrt": trt}
+    _, tc = _probe("tritonclient.grpc")  # the triton backend's client (the server runs elsewhere)
+    if tc["installed"]:
+        tc["version"] = _version("tritonclient") or "unknown"
+    return {"null": {"installed": True}, "torch": t, "onnxruntime": o, "openvino": v, "tensorrt": trt,
+            "tritonclient": tc}
 
 
 def auto_choice(model: str | None = None) -> dict[str, str]:

@@ -34,6 +34,7 @@ BACKENDS = {
     "torch": "edgepilot.runtime.engines.ops_torch:TorchEngine",
     "trt": "edgepilot.runtime.engines.ops_trt:TrtEngine",
     "openvino": "edgepilot.runtime.engines.ops_openvino:OpenVinoEngine",
+    "triton": "edgepilot.runtime.engines.ops_triton:TritonEngine",  # a remote server; auto never picks it
 }
 AUTO = "auto"
 BACKEND_CHOICES = (*BACKENDS, AUTO)

@@ -29,7 +29,7 @@ def test_info_json_reports_versions_and_backends() -> None:
     assert report["versions"]["python"] == ".".join(map(str, sys.version_info[:3]))
     ort = report["backends"]["onnxruntime"]
     assert ort["installed"] is True and "CPUExecutionProvider" in ort["providers"]
-    assert set(report["backends"]) == {"null", "torch", "onnxruntime", "openvino", "tensorrt"}
+    assert set(report["backends"]) == {"null", "torch", "onnxruntime", "openvino", "tensorrt", "tritonclient"}
     assert set(report["auto"]) == {"fp32", "fp16", "int8"}
     assert all(v.startswith("measured at the first load of a bundle among ") for v in report["auto"].values())
     assert "bundle" not in report
