@@ -150,8 +150,37 @@ def drive_table() -> str:
     return "\n".join(lines)
 
 
+def scale_table() -> str:
+    d = _load("scale_drive.json")
+    s = d["serial"]["wall_s"]
+    runs = (("serial (`--workers 1`, no Ray)", d["serial"]),
+            (f"{d['workers']} Ray workers, local Ray started and shut down (what the CLI does)", d["ray_cold"]),
+            (f"{d['workers']} Ray workers, Ray already up (worker processes still start)", d["ray_warm"]))
+    lines = [f"| {d['episodes']} episodes (builtin, scripted driver, full length) | wall s | episodes/s | vs serial |",
+             "| --- | --- | --- | --- |"]
+    lines += [f"| {label} | {r['wall_s']:.1f} | {r['episodes_per_s']:.3f} | {s / r['wall_s']:.2f}x |" for label, r in runs]
+    c, h = d["cluster_estimate"], d["host"]
+    perception = _load("drive_perception.json")
+    per_s = perception["wall_s"] / (len(perception["episodes"]) * (2 if "latency_aware" in perception else 1))
+    n, workers = c["episodes"], list(c["hours_ideal"])
+
+    def minutes(seconds: float) -> str:
+        return ", ".join(f"{w}: {n * seconds / int(w) / 60:.0f} min" for w in workers)
+
+    lines += ["", f"`PYTHONPATH=. python benchmarks/bench_scale.py` → `benchmarks/results/scale_drive.json` "
+              f"({d['date'][:10]}, {h['cpu']}, {h['cpu_count']} cores, load average {h['loadavg_before'][0]:.1f} "
+              f"before and {h['loadavg_after'][0]:.1f} after; `ray.init` {d['ray_warm']['ray_init_s']:.1f} s; "
+              f"same per-episode results serial and scaled: {'yes' if d['same_episode_results'] else 'NO'}).",
+              "", f"Cluster figure: {c['seeds']} seeds x {c['scenarios']} scenarios = {n} episodes x S s / W "
+              f"workers. Scripted driver (S = {c['seconds_per_episode']:.1f} s, this run), W = {minutes(c['seconds_per_episode'])}; "
+              f"perception in the loop (S = {per_s:.1f} s, `drive_perception.json`), W = {minutes(per_s)}: with "
+              f"every worker busy; divide these by the efficiency (here {c['scaling_efficiency_measured']:.2f} for 2 "
+              "workers) and add Ray's start and one worker start per worker."]
+    return "\n".join(lines)
+
+
 TABLES = {"engines": engines_table, "loop": loop_table, "cpu": cpu_table, "sim": sim_table, "driver": driver_table,
-          "drive": drive_table}
+          "drive": drive_table, "scale": scale_table}
 
 
 def render(name: str) -> str:

@@ -20,6 +20,8 @@ class Progress(Protocol):
 
     def update(self, n: int = 1) -> Any: ...
 
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> Any: ...
+
     def close(self) -> None: ...
 
 
@@ -31,9 +33,13 @@ class _Summary:
         self.n = 0
         self._t0 = time.perf_counter()
         self._closed = False
+        self.postfix = ""
 
     def update(self, n: int = 1) -> None:
         self.n += n
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        self.postfix = s
 
     def close(self) -> None:
         if self._closed:
@@ -43,12 +49,15 @@ class _Summary:
             return
         wall = time.perf_counter() - self._t0
         done = f"{self.n}/{self.total}" if self.total is not None else str(self.n)
-        rate = f" ({self.n / wall:.1f} {self.unit}s/s)" if wall > 0 and self.n else ""
+        rate = f" ({self.n / wall:.1f} {self.unit}s/s{'; ' + self.postfix if self.postfix else ''})" if wall > 0 else ""
         print(f"{self.desc}: {done} {self.unit}s in {wall:.1f} s{rate}", file=self.stream, flush=True)
 
 
 class _Silent:
     def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
         pass
 
     def close(self) -> None:

@@ -6,19 +6,22 @@ Layout of the output folder:
   annotations.json                   COCO boxes; each image carries episode and split
   manifest.json                      seed, scenario, camera, sizes, versions, split per episode
 Splits are whole episodes (never frames of one episode in two splits). The same
-arguments give byte-identical labels and identical COCO JSON.
+arguments give byte-identical labels and identical COCO JSON, whatever ``--workers``: with
+workers > 1 (``sim.scale``, Ray) each worker writes its episodes' files and the COCO ids and the
+manifest are assigned in episode order afterwards, as the serial run assigns them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
 import platform
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -41,6 +44,7 @@ from edgepilot.runtime.outputs import check_outputs, write_text_atomic
 from edgepilot.runtime.progress import Progress
 from edgepilot.runtime.progress import progress as progress_bar
 from edgepilot.sim.driver import DriverConfig, PrivilegedView, ScriptedDriver
+from edgepilot.sim.scale import ScaleOptions, Server, run_jobs
 from edgepilot.sim.tags import CARLA_TAGS, TAG_IDS
 from edgepilot.sim.types import Autopilot, CameraConfig, Control, Observation, Simulator
 
@@ -99,35 +103,42 @@ def _publish(stage: Path, out: Path) -> None:
         os.replace(item, out / item.name)
 
 
-def generate(cfg: DatagenConfig, progress: bool = True) -> dict:
+def generate(cfg: DatagenConfig, progress: bool = True, scale: ScaleOptions | None = None) -> dict:
     """Drive episodes and write the dataset; returns the manifest.
 
     Frames are written to a hidden staging folder beside ``cfg.out`` and moved
     into it only when the run has finished, so a run that fails or is
     interrupted leaves ``cfg.out`` as it was and nothing that blocks a retry.
+    ``scale``: the episodes on Ray workers (the staging folder must then be on a
+    filesystem every worker sees); its first server, if any, is the serial run's.
     """
+    scale = scale or ScaleOptions()
+    scale.check(cfg.sim)
     check_out(cfg)
     cfg.out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{cfg.out.name}.partial-", dir=cfg.out.parent))
     try:
-        manifest = _generate_into(dataclasses.replace(cfg, out=stage), progress)
+        manifest = _generate_into(dataclasses.replace(cfg, out=stage), progress, scale)
         _publish(stage, cfg.out)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return manifest
 
 
-def _generate_into(cfg: DatagenConfig, progress: bool) -> dict:
+def _generate_into(cfg: DatagenConfig, progress: bool, scale: ScaleOptions) -> dict:
     from edgepilot.sim.registry import make_simulator
 
     (cfg.out / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
     (cfg.out / LABELS_DIR).mkdir(exist_ok=True)
     camera = CameraConfig(width=cfg.width, height=cfg.height)
-    driver = ScriptedDriver(DriverConfig(steer_noise=0.02, speed_noise=0.15))
+    if scale.workers > 1:
+        return _finish(cfg, camera, *_generate_scaled(cfg, scale, progress))
+    driver = _driver()
     coco = _coco_skeleton()
     episodes: list[dict] = []
     saved = 0
-    with make_simulator(cfg.sim, scenario=cfg.scenario, camera=camera) as sim:
+    options = scale.servers[0].sim_options() if scale.servers else {}
+    with make_simulator(cfg.sim, scenario=cfg.scenario, camera=camera, **options) as sim:
         bar = progress_bar(cfg.frames, "datagen", "frame", enabled=progress)
         try:
             while saved < cfg.frames:
@@ -136,9 +147,22 @@ def _generate_into(cfg: DatagenConfig, progress: bool) -> dict:
                 saved += n
                 episodes.append({"episode": e, "seed": cfg.episode_seed(e), "split": cfg.split(e), "frames": n})
                 if e >= 10 * cfg.frames:
-                    raise EdgepilotError(f"{cfg.scenario}: episodes end before any frame is saved", exit_code=1)
+                    raise _no_frames(cfg)
         finally:
             bar.close()
+    return _finish(cfg, camera, coco, episodes)
+
+
+def _driver() -> ScriptedDriver:
+    return ScriptedDriver(DriverConfig(steer_noise=0.02, speed_noise=0.15))
+
+
+def _no_frames(cfg: DatagenConfig) -> EdgepilotError:
+    return EdgepilotError(f"{cfg.scenario}: episodes end before any frame is saved", exit_code=1)
+
+
+def _finish(cfg: DatagenConfig, camera: CameraConfig, coco: dict, episodes: list[dict]) -> dict:
+    """Categories, then annotations.json and manifest.json; returns the manifest."""
     used = sorted({a["category_id"] for a in coco["annotations"]} | {TAG_IDS["Car"]})
     coco["categories"] = [{"id": t, "name": CARLA_TAGS[t][0], "supercategory": "vehicle"} for t in used]
     _write_json(cfg.out / ANNOTATIONS, coco)
@@ -164,6 +188,64 @@ def _episode(sim: Simulator, driver: ScriptedDriver, cfg: DatagenConfig, e: int,
         if obs.info.get("terminated") or obs.info.get("truncated"):
             break
     return saved
+
+
+class DatagenWorker:
+    """One Ray worker's episodes: its own simulator and scripted driver; it writes its frames
+    into ``cfg.out`` and returns their COCO records with episode-local ids (1, 2, ...)."""
+
+    def __init__(self, cfg: DatagenConfig, server: Server | None) -> None:
+        from edgepilot.sim.registry import make_simulator
+
+        camera = CameraConfig(width=cfg.width, height=cfg.height)
+        options = server.sim_options() if server is not None else {}
+        self.cfg, self.driver = cfg, _driver()
+        self.sim = make_simulator(cfg.sim, scenario=cfg.scenario, camera=camera, **options)
+
+    def run(self, e: int) -> dict:
+        """Episode ``e`` with all of its ``per_episode`` frames (the merge may keep fewer)."""
+        coco = _coco_skeleton()
+        n = _episode(self.sim, self.driver, self.cfg, e, self.cfg.per_episode(), coco,
+                     progress_bar(None, "", "", enabled=False))
+        return {"episode": e, "frames": n, "images": coco["images"], "annotations": coco["annotations"]}
+
+    def close(self) -> None:
+        self.sim.close()
+
+
+def _generate_scaled(cfg: DatagenConfig, scale: ScaleOptions, progress: bool) -> tuple[dict, list[dict]]:
+    """Episodes 0, 1, ... on Ray, taken only while the frames still missing could need them."""
+    def more(done: Mapping[int, dict], pending: int) -> bool:
+        return sum(part["frames"] for part in done.values()) + pending * cfg.per_episode() < cfg.frames
+
+    bar = progress_bar(math.ceil(cfg.frames / cfg.per_episode()), "datagen", "episode", enabled=progress)
+    try:
+        run = run_jobs(functools.partial(DatagenWorker, cfg), range(10 * cfg.frames + 1), scale, bar=bar,
+                       key=lambda e: {"episode": e, "seed": cfg.episode_seed(e)}, more=more)
+    finally:
+        bar.close()
+    return _merge(cfg, run.results)
+
+
+def _merge(cfg: DatagenConfig, parts: list[dict]) -> tuple[dict, list[dict]]:
+    """The serial run's COCO and episode list from the workers' episodes (in episode order):
+    ids renumbered, the last episode cut to the frames still wanted (its extra files deleted)."""
+    coco, episodes, saved = _coco_skeleton(), [], 0
+    for part in parts:
+        e, n = part["episode"], min(part["frames"], cfg.frames - saved)
+        offset = len(coco["images"])
+        coco["images"] += [{**im, "id": im["id"] + offset} for im in part["images"][:n]]
+        for a in part["annotations"]:
+            if a["image_id"] <= n:
+                coco["annotations"].append({**a, "id": len(coco["annotations"]) + 1, "image_id": a["image_id"] + offset})
+        for im in part["images"][n:]:
+            for name in (im["file_name"], im["label_file"]):
+                (cfg.out / name).unlink(missing_ok=True)
+        episodes.append({"episode": e, "seed": cfg.episode_seed(e), "split": cfg.split(e), "frames": n})
+        saved += n
+    if saved < cfg.frames:
+        raise _no_frames(cfg)
+    return coco, episodes
 
 
 def _pilot(sim: Simulator, driver: ScriptedDriver, seed: int) -> Callable[[Observation], Control]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from edgepilot.runtime.bundle import PRECISIONS
@@ -21,7 +22,8 @@ from edgepilot.runtime.options import parse_engine_opt, parse_shape
 
 BACKEND_HELP = ("auto: on a CPU the installed backend measured fastest for this bundle (the choice is kept "
                 "in the bundle's engines/auto.json), on CUDA ort; the report says which ran and why; "
-                "null runs no model (for testing the loop)")
+                "null runs no model (for testing the loop); triton sends each frame's tensor to a Triton "
+                "server (--engine-opt url=HOST:PORT; auto never picks it)")
 
 
 def _argtype(parse: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -85,6 +87,35 @@ def engine_options_help() -> str:
         lines.append(f"  {backend}:")
         lines += [f"    {line}" for line in describe_options(backend)] or ["    (none)"]
     return "\n".join(lines)
+
+
+def add_scale_arguments(p: argparse.ArgumentParser) -> None:
+    """``--workers --ray --retries --servers`` of the commands that run episodes (``drive``, ``datagen``)."""
+    g = p.add_argument_group("scale-out (Ray; the [scale] extra)")
+    g.add_argument("--workers", type=int_in(1, 1024), default=None, metavar="K",
+                   help="run the episodes on K Ray workers, one simulator each (default: 1, serial, no Ray; "
+                        "with --servers: one worker per server)")
+    g.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="join the Ray cluster at ADDRESS (e.g. auto, ray://head:10001); default: start a "
+                        "local Ray with K CPUs and shut it down after")
+    g.add_argument("--retries", type=int_in(0, 100), default=2, metavar="N",
+                   help="retry an episode whose worker died (or whose CARLA server stopped answering) up to "
+                        "N times on another worker (default: 2)")
+    g.add_argument("--servers", type=Path, default=None, metavar="YAML",
+                   help="CARLA servers, one per worker: a list of {name, host, port[, tm_port]} "
+                        "(tm_port default: port + 6000); drive: replaces --host/--port")
+
+
+def scale_from_args(args: argparse.Namespace, sim: str) -> Any:
+    """The ``ScaleOptions`` of ``add_scale_arguments``' flags, checked for ``sim`` (exit 2)."""
+    from edgepilot.sim.scale import ScaleOptions, load_servers
+
+    servers = load_servers(args.servers) if args.servers is not None else ()
+    workers = args.workers or (len(servers) if servers else 1)
+    scale = ScaleOptions(workers=workers, address=args.ray, retries=args.retries, servers=servers,
+                         servers_file=str(args.servers or ""))
+    scale.check(sim)
+    return scale
 
 
 def int_in(lo: int, hi: int) -> Callable[[str], int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgepilot.commands.common import int_in
+from edgepilot.commands.common import add_scale_arguments, int_in, scale_from_args
 from edgepilot.runtime.errors import EdgepilotError
 from edgepilot.runtime.options import parse_shape
 
@@ -17,9 +17,15 @@ Writes images/, labels/ (PNG, CARLA tag ids), annotations.json (COCO) and
 manifest.json. A non-empty DIR is refused unless --force, which deletes the
 files datagen writes there. Train/val split by whole episodes.
 
+--workers K drives the episodes on K Ray workers (local Ray, or --ray ADDRESS;
+with --sim carla one server per worker from --servers FILE); each worker writes
+its episodes' files and the JSON is merged in episode order: the same bytes as
+--workers 1. On a cluster DIR must be on a filesystem every node sees.
+
 example:
   edgepilot datagen --sim builtin --scenario highway --frames 200 --seed 1 --out data/hw
   edgepilot datagen --preview-only --out data/hw
+  edgepilot datagen --scenario highway --frames 2000 --workers 2 --out data/hw2k
 """
 
 
@@ -54,6 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite a non-empty DIR")
     p.add_argument("--preview", action="store_true", help="also write DIR/preview.png")
     p.add_argument("--preview-only", action="store_true", help="only (re)write DIR/preview.png")
+    add_scale_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar (or summary line) on stderr")
 
 
@@ -69,7 +76,7 @@ def main(args: argparse.Namespace) -> int:
         height=args.size[0], width=args.size[1], episodes=args.episodes,
         frames_per_episode=args.frames_per_episode, fmt=args.format, force=args.force,
     )
-    manifest = generate(cfg, progress=not args.no_progress)
+    manifest = generate(cfg, progress=not args.no_progress, scale=scale_from_args(args, args.sim))
     print(f"wrote {manifest['images']} frames in {len(manifest['episodes'])} episodes to {args.out}")
     if args.preview:
         print(f"wrote {write_preview(args.out)}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgepilot.commands.common import int_in
+from edgepilot.commands.common import add_scale_arguments, int_in, scale_from_args
 
 NAME = "drive"
 HELP = "drive the built-in world or CARLA with the perception and policy bundles (video, scored report)"
@@ -35,12 +35,22 @@ input view and a HUD. The score table is printed at the end.
 Seeds: episodes use --seed, --seed+1, ... in every scenario; the policy was trained
 on seeds >= 100000 and validated on 900-902, so the default 1000+ are held out.
 
+--workers K runs the episodes on K Ray workers (local Ray, or --ray ADDRESS to join
+a cluster), one simulator each; with --sim carla one server per worker from
+--servers FILE. Results are merged in seed order: the same scores as --workers 1
+(only latencies differ). A worker that dies, or a CARLA server that stops
+answering, has its episode retried on another worker (--retries); the report's
+"scale" section lists the retries and the servers lost. --out (video) needs
+--workers 1.
+
 examples:
   edgepilot drive --episodes 2 --out out/drive.mp4 --report out/drive.json
   edgepilot drive --privileged --scenario roundabout --episodes 5
   edgepilot drive --latency-aware --latency-scale 4 --report out/slow.json
   edgepilot drive --driver scripted --report out/baseline.json
   edgepilot drive --sim carla --scenario town01 --host 127.0.0.1 --port 2000
+  edgepilot drive --driver scripted --episodes 8 --workers 2 --report out/k2.json
+  edgepilot drive --sim carla --servers servers.yaml --privileged --episodes 50
 """
 
 BUILTIN = ("highway", "racetrack", "roundabout", "merge")
@@ -102,6 +112,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("CARLA")
     g.add_argument("--host", default="localhost", help="CARLA server host (default: localhost)")
     g.add_argument("--port", type=int_in(1, 65535), default=2000, help="CARLA server port (default: 2000)")
+    add_scale_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar (or summary line) on stderr")
 
 
@@ -136,14 +147,20 @@ def options_from_args(args: argparse.Namespace) -> object:
     hw = parse_shape(args.size)
     if hw is None:
         raise EdgepilotError(f"--size {args.size!r}: give HxW, e.g. 256x512", exit_code=2)
+    scale = scale_from_args(args, args.sim)
+    if scale.workers > 1 and args.out is not None:
+        raise EdgepilotError(f"--out {args.out}: the video is written by serial runs only; drop --out or "
+                             "use --workers 1", exit_code=2)
     sim_options = {"host": args.host, "port": args.port} if args.sim == "carla" else {}
+    if scale.servers:
+        sim_options = scale.servers[0].sim_options()  # --workers 1: the first server
     return DriveOptions(sim=args.sim, scenarios=tuple(scenarios), episodes=args.episodes, seed=args.seed,
                         perception=perception, policy=str(policy) if policy else "", driver=args.driver,
                         privileged=args.privileged, latency_aware=args.latency_aware,
                         latency_scale=args.latency_scale, backend=args.backend, precision=args.precision,
                         out=str(args.out) if args.out else None, report=str(args.report) if args.report else None,
                         camera=CameraConfig(width=hw[1], height=hw[0]), sim_options=sim_options,
-                        max_steps=args.max_steps, progress=not args.no_progress)
+                        max_steps=args.max_steps, progress=not args.no_progress, scale=scale)
 
 
 def main(args: argparse.Namespace) -> int:

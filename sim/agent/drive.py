@@ -5,12 +5,17 @@ baseline driver), drives ``episodes`` seeds of each scenario with ``run_episode`
 ``latency_aware``, the same seeds again with the measured latency applied as actuation delay),
 and returns the report (``report["scores"]``: per scenario and overall means of the
 Leaderboard-style scores; ``report["latency_ms"]``: per-stage summaries; ``report["episodes"]``).
+
+With ``scale.workers`` > 1 the episodes run on Ray (``sim.scale``): each worker a ``DriveWorker``
+with its own agent and simulators; results merged in the serial order (same seeds, same scores),
+and ``report["scale"]`` lists the workers, retries and lost servers. No video then.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -25,6 +30,7 @@ from edgepilot.runtime.telemetry import summarize_ms
 from edgepilot.sim.agent.episode import Agent, EpisodeResult, PerceptionModel, run_episode
 from edgepilot.sim.agent.policy import DrivingPolicy
 from edgepilot.sim.metrics import EpisodeScore, summarise
+from edgepilot.sim.scale import ScaleOptions, Server, run_jobs
 from edgepilot.sim.types import CameraConfig, Simulator
 
 TICK_BUDGET_MS = 50.0  # one simulator step at 20 Hz
@@ -51,6 +57,7 @@ class DriveOptions:
     sim_options: dict[str, Any] = field(default_factory=dict)  # e.g. CARLA host/port
     max_steps: int = 0
     progress: bool = True
+    scale: ScaleOptions = field(default_factory=ScaleOptions)  # --workers K: episodes on Ray
 
 
 class ScriptedPolicy:
@@ -130,6 +137,9 @@ def drive(opts: DriveOptions) -> dict[str, Any]:
     """Drive every episode of ``opts``; the report (see the module docstring)."""
     if opts.driver == "scripted" and opts.sim != "builtin":
         raise EdgepilotError("--driver scripted needs the builtin world's ground truth (--sim builtin)", exit_code=2)
+    opts.scale.check(opts.sim)
+    if opts.scale.workers > 1:
+        return _drive_scaled(opts)
     agent = build_agent(opts)
     video = None
     if opts.out:
@@ -168,6 +178,56 @@ def drive(opts: DriveOptions) -> dict[str, Any]:
         agent.close()
     wall_s = time.perf_counter() - t0
     return _report(opts, runs, describe, wall_s, video.frames if video is not None else 0)
+
+
+class DriveWorker:
+    """One Ray worker's share of ``drive``: its own agent and one simulator per scenario, kept
+    between episodes (``reset(seed)`` fixes an episode, so who ran before does not matter)."""
+
+    def __init__(self, opts: DriveOptions, server: Server | None) -> None:
+        if server is not None:
+            opts = dataclasses.replace(opts, sim_options={**opts.sim_options, **server.sim_options()})
+        self.opts, self.agent = opts, build_agent(opts)
+        self.inner = self.agent.policy
+        self.sims: dict[str, Simulator] = {}
+
+    def run(self, job: tuple[str, int, bool]) -> tuple[EpisodeResult, dict[str, Any]]:
+        """Episode (scenario, seed, latency-aware); the result and the agent's description."""
+        scenario, seed, delayed = job
+        if scenario not in self.sims:
+            self.sims[scenario] = _make_sim(self.opts, scenario, self.agent)
+        sim = self.sims[scenario]
+        if self.opts.driver == "scripted":
+            inner = self.inner if isinstance(self.inner, DrivingPolicy) else None
+            self.agent.policy = ScriptedPolicy(sim, inner)  # type: ignore[assignment]
+        result = run_episode(sim, self.agent, seed, latency_aware=delayed, latency_scale=self.opts.latency_scale,
+                             max_steps=self.opts.max_steps)
+        result.scenario = scenario
+        return result, self.agent.describe()
+
+    def close(self) -> None:
+        for sim in self.sims.values():
+            sim.close()
+        self.agent.close()
+
+
+def _drive_scaled(opts: DriveOptions) -> dict[str, Any]:
+    """``drive`` with the episodes on Ray workers, merged in the serial order."""
+    if opts.out:
+        raise EdgepilotError(f"--out {opts.out}: the video is written by serial runs only; drop --out or "
+                             "use --workers 1", exit_code=2)
+    modes = [False, True] if opts.latency_aware else [False]
+    jobs = [(s, opts.seed + k, d) for s in opts.scenarios for d in modes for k in range(opts.episodes)]
+    bar = progress(len(jobs), "drive", "episode", enabled=opts.progress)
+    try:
+        run = run_jobs(functools.partial(DriveWorker, opts), jobs, opts.scale, bar=bar,
+                       key=lambda job: {"scenario": job[0], "seed": job[1], **({"latency_aware": True} if job[2] else {})})
+    finally:
+        bar.close()
+    runs = {m: [r for job, (r, _) in zip(jobs, run.results, strict=True) if job[2] == m] for m in modes}
+    report = _report(opts, runs, run.results[0][1], run.wall_s, 0)
+    report["scale"] = run.to_dict()
+    return report
 
 
 def _scores(results: list[EpisodeResult], scenarios: tuple[str, ...]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ["torch", "onnxruntime", "onnx", "openvino", "tensorrt", "carla", "highway_env", "gymnasium",
-         "stable_baselines3", "matplotlib", "pygame"]
+         "stable_baselines3", "matplotlib", "pygame", "tritonclient", "grpc", "ray"]
 
 PROBE = f"""
 import sys
@@ -22,6 +22,7 @@ import edgepilot.runtime, edgepilot.cli, edgepilot.runtime.pipeline, edgepilot.r
 import edgepilot.runtime.sinks, edgepilot.runtime.processor, edgepilot.runtime.engines
 import edgepilot.runtime.engines.ops_null, edgepilot.runtime.engines.ops_ort, edgepilot.runtime.engines.ops_torch
 import edgepilot.runtime.engines.ops_trt, edgepilot.runtime.engines.ops_openvino, edgepilot.runtime.build.cache, edgepilot.runtime.build.tensorrt
+import edgepilot.runtime.engines.ops_triton
 import edgepilot.sim, edgepilot.sim.registry, edgepilot.sim.types
 parser = edgepilot.cli.build_parser()
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r})
