@@ -2,7 +2,7 @@
 
   PYTHONPATH=. OMP_NUM_THREADS=1 taskset -c 1 python benchmarks/bench_env.py
 Writes benchmarks/results/env_steps.json. The clock counts only the env (reset and step,
-with the observation the policy uses: the labels-only world, the semantic view, reward);
+with the observation the policy uses, read from the policy bundle's meta (``--policy``): the labels-only world, the semantic view, reward);
 the actions' own cost (the scripted driver's privileged view) is left out.
 Two action sources: ``scripted`` (the baseline driver, long episodes, like a policy that
 drives) and ``random`` (uniform actions, short episodes, so resets weigh more, like PPO's
@@ -26,10 +26,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgepilot.runtime.bundle import load_bundle
 from edgepilot.runtime.host import cpu_model
 from edgepilot.runtime.outputs import write_text_atomic
 from edgepilot.sim.agent.action import Action
 from edgepilot.sim.agent.env import SCENARIOS, DriveConfig, DriveEnv
+from edgepilot.sim.agent.observation import ObservationConfig
+from edgepilot.sim.agent.policy import observation_config
 from edgepilot.sim.driver import ScriptedDriver
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -60,8 +63,9 @@ def run_once(env: DriveEnv, actions: str, steps: int, seed: int) -> dict:
             "steps_per_s": steps / env_s, "steps_per_cpu_s": steps / cpu_s}
 
 
-def measure(scenario: str, actions: str, steps: int, repeats: int, seed: int) -> dict:
-    env = DriveEnv(scenarios=(scenario,))
+def measure(scenario: str, actions: str, steps: int, repeats: int, seed: int,
+            observation: ObservationConfig) -> dict:
+    env = DriveEnv(scenarios=(scenario,), observation=observation)
     try:
         run_once(env, actions, 50, seed)  # warm-up: builds the world, fills caches
         runs = [run_once(env, actions, steps, seed + 1 + r) for r in range(repeats)]
@@ -79,17 +83,20 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--policy", type=Path, default=Path("models/policy"),
+                   help="the observation is the one this policy bundle was trained on (default: the shipped one)")
     p.add_argument("--note", default="")
     p.add_argument("--out", type=Path, default=RESULTS / "env_steps.json")
     args = p.parse_args()
     cv2.setNumThreads(1)
-    cfg = DriveConfig()
+    observation = observation_config(load_bundle(args.policy))
+    cfg = DriveConfig(observation=observation)
     report: dict = {
         "benchmark": "env_steps",
         "env": "edgepilot/Drive-v0 (edgepilot.sim.agent.env.DriveEnv)",
         "settings": {
             "camera": dataclasses.asdict(cfg.camera), "observation": dataclasses.asdict(cfg.observation),
-            "far_m": cfg.far_m, "render": "labels only (BuiltinSimulator(rgb=False))",
+            "policy": str(args.policy), "far_m": cfg.far_m, "render": "labels only (BuiltinSimulator(rgb=False))",
             "steps": args.steps, "repeats": args.repeats, "seed": args.seed,
             "reported": "best of the repeats; the median next to it",
         },
@@ -102,8 +109,8 @@ def main() -> None:
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     for name in args.scenarios:
-        scripted = measure(name, "scripted", args.steps, args.repeats, args.seed)
-        random = measure(name, "random", args.steps, args.repeats, args.seed)
+        scripted = measure(name, "scripted", args.steps, args.repeats, args.seed, observation)
+        random = measure(name, "random", args.steps, args.repeats, args.seed, observation)
         report["env_steps_per_s"][name] = round(scripted["steps_per_s"], 1)
         report["env_steps_per_s_random"][name] = round(random["steps_per_s"], 1)
         report["scenarios"][name] = {"scripted": scripted, "random": random}
