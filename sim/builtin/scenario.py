@@ -17,9 +17,16 @@ from typing import Any
 import yaml
 
 from edgepilot.runtime.errors import EdgepilotError, require
-from edgepilot.sim.builtin.traffic import neighbour_vehicles, step_road
+from edgepilot.sim.builtin.traffic import (
+    act_road,
+    closest_lane_index,
+    neighbour_vehicles,
+    step_road,
+)
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "sim"
+# the traffic's vehicle class (highway-env's IDM/MOBIL, cheaper): a path, so highway-env stays lazy
+TRAFFIC_VEHICLE = "edgepilot.sim.builtin.idm.FastIDMVehicle"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +102,9 @@ def make_env(cfg: ScenarioConfig) -> Any:
 
     We bypass ``gym.make`` and the env's ``_info``: its reward terms assume discrete
     actions (roundabout raises on a continuous one) and cost more than our whole frame.
-    Each new road uses ``traffic.step_road`` and ``traffic.neighbour_vehicles`` (highway-env's
+    Each new road uses ``traffic.act_road``, ``traffic.step_road``,
+    ``traffic.neighbour_vehicles`` and ``traffic.closest_lane_index``, and the traffic is ``idm.FastIDMVehicle`` unless the
+    scenario's ``env_config`` names another ``other_vehicles_type`` (highway-env's
     results with fewer Python calls).
     """
     require("highway_env", "sim", "the builtin simulator")
@@ -105,8 +114,10 @@ def make_env(cfg: ScenarioConfig) -> Any:
 
     def reset_road(self: Any) -> None:
         base._reset(self)  # builds a new road: give it the vectorised collision and neighbour search
+        self.road.act = MethodType(act_road, self.road)
         self.road.step = MethodType(step_road, self.road)
         self.road.neighbour_vehicles = MethodType(neighbour_vehicles, self.road)
+        self.road.network.get_closest_lane_index = MethodType(closest_lane_index, self.road.network)
 
     quiet = type(f"Quiet{cls_name}", (base,), {"_info": lambda self, obs, action=None: {},
                                                "_reset": reset_road})
@@ -126,6 +137,7 @@ def make_env(cfg: ScenarioConfig) -> Any:
         "policy_frequency": hz,
         "duration": cfg.duration_s,
         "offroad_terminal": False,
+        "other_vehicles_type": TRAFFIC_VEHICLE,
         **cfg.env_config,
     }
     return quiet(config=env_config, render_mode=None)

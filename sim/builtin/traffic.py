@@ -8,13 +8,22 @@ all pairs in one numpy expression and calls ``handle_collisions`` only for the p
 that pass, in the original order. ``Road.neighbour_vehicles`` (IDM and MOBIL ask it
 for the vehicles ahead and behind, several times per vehicle per tick) projects
 every road user on a lane one call at a time; ``neighbour_vehicles`` projects them
-all at once on straight lanes. Roads with fewer than ``VECTORISE_MIN`` road users keep
-highway-env's loops (cheaper there). ``scenario.make_env`` binds both to each new road.
+all at once on straight lanes; while ``act_road`` runs (every vehicle deciding, nobody
+moving) the road users' positions are gathered once for all those searches instead of
+once per search. Roads with fewer than ``VECTORISE_MIN`` road users keep highway-env's
+loops (cheaper there). ``scenario.make_env`` binds the three to each new road.
+
+``closest_lane_index`` replaces ``RoadNetwork.get_closest_lane_index``, which every
+vehicle calls after every move and which measures its distance to every lane of the
+network (32 in the roundabout): it measures, with highway-env's own function, only
+the lanes that could be the closest, the others ruled out by a lower bound (below).
+The traffic's vehicles themselves are ``sim.builtin.idm.FastIDMVehicle``.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import numpy as np
@@ -34,6 +43,31 @@ def _highway_env_types() -> tuple[Any, Any, Any]:
     from highway_env.vehicle.objects import Landmark
 
     return StraightLane, Road, Landmark
+
+
+def act_road(road: Any) -> None:
+    """Drop-in for ``Road.act()``: every vehicle decides, with positions gathered once.
+
+    Nothing moves while vehicles decide (``Vehicle.act`` only stores an action, MOBIL
+    only a target lane), so one snapshot of the road users serves every
+    ``neighbour_vehicles`` search of this call; it is dropped on the way out, so a
+    search at any other time (a test placing vehicles, the privileged view) reads the
+    road afresh.
+    """
+    road._neighbour_snapshot = _snapshot(road) if len(road.vehicles) + len(road.objects) >= VECTORISE_MIN else None
+    try:
+        for vehicle in road.vehicles:
+            vehicle.act()
+    finally:
+        road._neighbour_snapshot = None
+
+
+def _snapshot(road: Any) -> tuple[list[Any], np.ndarray, np.ndarray]:
+    """(road users, their (M, 2) positions, (M,) not-a-Landmark mask), vehicles then objects."""
+    landmark = _highway_env_types()[2]
+    things = road.vehicles + road.objects
+    positions = np.array([t.position for t in things], dtype=np.float64)
+    return things, positions, np.array([not isinstance(t, landmark) for t in things])
 
 
 def step_road(road: Any, dt: float) -> None:
@@ -65,7 +99,7 @@ def neighbour_vehicles(road: Any, vehicle: Any, lane_index: Any = None) -> tuple
     last of equals; behind: largest ``s < s_ego``, the first of equals). Other lanes, and
     roads searching connected lanes, use highway-env's own method.
     """
-    straight_lane, road_cls, landmark = _highway_env_types()
+    straight_lane, road_cls, _ = _highway_env_types()
     lane_index = lane_index or vehicle.lane_index
     if not lane_index:
         return None, None
@@ -74,15 +108,93 @@ def neighbour_vehicles(road: Any, vehicle: Any, lane_index: Any = None) -> tuple
             or len(road.vehicles) + len(road.objects) < VECTORISE_MIN):
         return road_cls.neighbour_vehicles(road, vehicle, lane_index)
     s = lane.local_coordinates(vehicle.position)[0]
-    others = [v for v in road.vehicles + road.objects if v is not vehicle and not isinstance(v, landmark)]
-    if not others:
-        return None, None
-    delta = np.array([v.position for v in others], dtype=np.float64) - lane.start  # (K, 2)
-    s_v, lat_v = delta @ lane.direction, delta @ lane.direction_lateral  # (K,) each
-    on = ((np.abs(lat_v) <= lane.width_at(s) / 2 + 1)
+    snapshot = getattr(road, "_neighbour_snapshot", None) or _snapshot(road)
+    things, positions, candidate = snapshot
+    delta = positions - lane.start  # (M, 2)
+    s_v, lat_v = delta @ lane.direction, delta @ lane.direction_lateral  # (M,) each
+    on = (candidate & (np.abs(lat_v) <= lane.width_at(s) / 2 + 1)
           & (-lane.VEHICLE_LENGTH <= s_v) & (s_v < lane.length + lane.VEHICLE_LENGTH))
+    try:  # the searching vehicle is never its own neighbour
+        on[things.index(vehicle)] = False
+    except ValueError:
+        pass  # a vehicle not (or no longer) on the road searches too
     front = np.flatnonzero(on & (s_v >= s))
     rear = np.flatnonzero(on & (s_v < s))
-    v_front = others[front[s_v[front] == s_v[front].min()][-1]] if len(front) else None
-    v_rear = others[rear[s_v[rear] == s_v[rear].max()][0]] if len(rear) else None
+    v_front = things[front[s_v[front] == s_v[front].min()][-1]] if len(front) else None
+    v_rear = things[rear[s_v[rear] == s_v[rear].max()][0]] if len(rear) else None
     return v_front, v_rear
+
+
+# a lower bound this much (m) below the exact one, so float rounding cannot rule out the closest lane
+BOUND_SLACK_M = 1e-6
+# centreline samples per lane for its bounding circle
+BOUND_SAMPLES = 65
+
+
+def closest_lane_index(network: Any, position: Any, heading: float | None = None) -> Any:
+    """Drop-in for ``RoadNetwork.get_closest_lane_index``: the same lane, fewer distances measured.
+
+    highway-env's distance from a position to a lane is ``|r| + (s beyond the lane's
+    ends) [+ heading difference]`` in the lane's own coordinates (s along, r across).
+    On straight and circular lanes that is at least the Euclidean distance to some
+    point of the centreline (|r| is the distance to the centreline point at s; going on
+    along the lane to its end point adds no more than the excess of s), so at least
+    ``|position - c| - R`` for a circle (c, R) holding the centreline. On a sine lane
+    r is measured from the sine at s, whose slope is at most A * w (amplitude times
+    pulsation), so the bound shrinks by 1 / (1 + A * w); any other lane kind has bound
+    0, always measured. The lane with the smallest bound is measured first; every
+    lane whose bound is not above that distance is then measured with highway-env's
+    ``distance_with_heading``, and the first of the smallest distances in the
+    network's lane order wins, as in highway-env's ``argmin``. The bounds are
+    computed on the first call: highway-env builds a road network once, at reset.
+    """
+    bounds = getattr(network, "_lane_bounds", None)
+    if bounds is None:
+        bounds = network._lane_bounds = _lane_bounds(network)
+    indexes, lanes, centres, radii, shrink = bounds
+    gap = np.hypot(centres[:, 0] - position[0], centres[:, 1] - position[1]) - radii
+    lower = np.maximum(gap, 0.0) * shrink - BOUND_SLACK_M  # (L,)
+    first = int(np.argmin(lower))
+    best = lanes[first].distance_with_heading(position, heading)
+    best_k = first
+    for k in np.flatnonzero(lower <= best).tolist():
+        if k == first:
+            continue
+        d = lanes[k].distance_with_heading(position, heading)
+        if d < best or (d == best and k < best_k):
+            best, best_k = d, k
+    return indexes[best_k]
+
+
+def _lane_bounds(network: Any) -> tuple[list[Any], list[Any], np.ndarray, np.ndarray, np.ndarray]:
+    """(lane indexes, lanes, (L, 2) centres, (L,) radii, (L,) bound factors), in highway-env's order.
+
+    A centre and radius hold the centreline: the radius reaches the farthest of
+    ``BOUND_SAMPLES`` points along it plus half the longest step between two of them
+    (a centreline point is within half a step, along the curve, of a sample).
+    """
+    straight, _, _ = _highway_env_types()
+    from highway_env.road.lane import CircularLane, SineLane
+
+    indexes, lanes, centres, radii, shrink = [], [], [], [], []
+    for _from, to_dict in network.graph.items():
+        for _to, lane_list in to_dict.items():
+            for _id, lane in enumerate(lane_list):
+                indexes.append((_from, _to, _id))
+                lanes.append(lane)
+                kind = type(lane)
+                if kind not in (straight, CircularLane, SineLane) or not math.isfinite(lane.length):
+                    centres.append((0.0, 0.0))
+                    radii.append(math.inf)  # never ruled out
+                    shrink.append(1.0)
+                    continue
+                pts = np.array([lane.position(s, 0.0) for s in np.linspace(0.0, lane.length, BOUND_SAMPLES)])
+                centre = (pts.min(axis=0) + pts.max(axis=0)) / 2
+                step = float(np.max(np.hypot(*np.diff(pts, axis=0).T))) if len(pts) > 1 else 0.0
+                slope = abs(lane.amplitude * lane.pulsation) if kind is SineLane else 0.0
+                # a step along the curve: the chord, or up to the arc/sine length between samples
+                along = step * (math.pi / 2 if kind is CircularLane else 1.0 + slope)
+                centres.append(tuple(centre))
+                radii.append(float(np.max(np.hypot(*(pts - centre).T))) + along / 2)
+                shrink.append(1.0 / (1.0 + slope))
+    return indexes, lanes, np.array(centres, np.float64), np.array(radii, np.float64), np.array(shrink)

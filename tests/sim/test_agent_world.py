@@ -3,6 +3,7 @@ both giving exactly what the full renderer and highway-env give."""
 
 from __future__ import annotations
 
+import dataclasses
 import types
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from edgepilot.runtime.errors import SimulatorError
 from edgepilot.sim.builtin.geometry import RoadMask, _positions
+from edgepilot.sim.builtin.scenario import load_scenario
 from edgepilot.sim.builtin.world import BuiltinSimulator
 from edgepilot.sim.driver import ScriptedDriver
 from edgepilot.sim.types import CameraConfig, Control
@@ -32,27 +34,42 @@ def test_labels_only_rendering_gives_the_full_renderers_labels(scenario):
             labels.renderer.render((0.0, 0.0, 0.0), labels._vehicle_boxes(), 0)
 
 
-def _trajectory(sim: BuiltinSimulator, original: bool, seed: int) -> list[np.ndarray]:
+def _trajectory(scenario: str, original: bool, seed: int, driven: bool) -> list[np.ndarray]:
+    """Every road user's (x, y, speed, heading, crashed) per step; ``original``: highway-env's own
+    traffic (its IDMVehicle, Road.act, Road.step, Road.neighbour_vehicles, and
+    RoadNetwork.get_closest_lane_index) instead of ours."""
     from highway_env.road.road import Road
 
-    sim.reset(seed)
-    if original:  # highway-env's own methods instead of sim.builtin.traffic's
-        sim.env.road.step = types.MethodType(Road.step, sim.env.road)
-        sim.env.road.neighbour_vehicles = types.MethodType(Road.neighbour_vehicles, sim.env.road)
-    rng = np.random.default_rng(seed)
+    cfg = load_scenario(scenario)
+    if original:
+        cfg = dataclasses.replace(cfg, env_config={
+            **cfg.env_config, "other_vehicles_type": "highway_env.vehicle.behavior.IDMVehicle"})
     rows = []
-    for _ in range(120):
-        obs = sim.step(Control(steer=float(rng.uniform(-0.3, 0.3)), throttle=1.0))
-        rows.append(np.array([[*v.position, v.speed, v.heading, v.crashed] for v in sim.env.road.vehicles]))
-        if obs.info["terminated"]:
-            break
+    with BuiltinSimulator(cfg, SMALL, render=False) as sim:
+        sim.reset(seed)
+        road = sim.env.road
+        kinds = {type(v).__name__ for v in road.vehicles[1:]}
+        if original:
+            for name in ("act", "step", "neighbour_vehicles"):
+                setattr(road, name, types.MethodType(getattr(Road, name), road))
+            del road.network.get_closest_lane_index  # back to RoadNetwork's own
+        elif scenario != "racetrack":  # racetrack builds IDMVehicle itself
+            assert kinds == {"FastIDMVehicle"}, kinds
+        rng, driver = np.random.default_rng(seed), ScriptedDriver()
+        for _ in range(200 if driven else 120):
+            control = (driver.act(sim.privileged(), sim.observe().ego) if driven
+                       else Control(steer=float(rng.uniform(-0.3, 0.3)), throttle=1.0))
+            obs = sim.step(control)
+            rows.append(np.array([[*v.position, v.speed, v.heading, v.crashed] for v in sim.env.road.vehicles]))
+            if obs.info["terminated"]:
+                break
     return rows
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_vectorised_traffic_moves_and_crashes_like_highway_env(seed):
-    with BuiltinSimulator("highway", SMALL, render=False) as sim:
-        fast, slow = _trajectory(sim, False, seed), _trajectory(sim, True, seed)
+@pytest.mark.parametrize("scenario", ["highway", "roundabout", "merge", "racetrack"])
+@pytest.mark.parametrize(("seed", "driven"), [(1, False), (2, True)])
+def test_our_traffic_moves_and_crashes_like_highway_env(scenario, seed, driven):
+    fast, slow = _trajectory(scenario, False, seed, driven), _trajectory(scenario, True, seed, driven)
     assert len(fast) == len(slow) and all(np.array_equal(a, b) for a, b in zip(fast, slow, strict=True))
 
 
@@ -102,3 +119,29 @@ def test_lane_positions_in_bulk_equal_highway_envs(scenario):
             s = np.linspace(0.0, min(lane.length, 200.0), 17)
             one_by_one = np.array([lane.position(si, 1.3) for si in s])
             assert np.array_equal(_positions(lane, s, 1.3), one_by_one)
+
+
+@pytest.mark.parametrize("scenario", ["highway", "roundabout", "merge", "racetrack"])
+def test_closest_lane_index_picks_highway_envs_lane_everywhere(scenario):
+    """Points on, beside and far from every lane, with and without a heading: the same lane."""
+    from highway_env.road.road import RoadNetwork
+
+    from edgepilot.sim.builtin.traffic import closest_lane_index
+
+    with BuiltinSimulator(scenario, SMALL, render=False) as sim:
+        sim.reset(0)
+        network = sim.env.road.network
+        rng = np.random.default_rng(7)
+        lanes = network.lanes_list()
+        points = []
+        for lane in lanes:
+            length = min(lane.length, 2000.0)
+            for s in rng.uniform(-30.0, length + 30.0, 40):
+                points.append(lane.position(s, rng.normal(0.0, 4.0)))
+        points.extend(rng.uniform(-300.0, 600.0, (200, 2)))  # anywhere, off every road too
+        for k, point in enumerate(points):
+            heading = None if k % 5 == 0 else float(rng.uniform(-np.pi, np.pi))
+            ours = closest_lane_index(network, np.asarray(point, np.float64), heading)
+            assert ours == RoadNetwork.get_closest_lane_index(network, np.asarray(point, np.float64), heading)
+        _, _, centres, radii, shrink = network._lane_bounds
+        assert len(centres) == len(lanes) and np.isfinite(radii).all()  # every lane kind here is bounded
