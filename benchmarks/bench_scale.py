@@ -34,7 +34,7 @@ if str(ROOT) not in sys.path:
 from edgepilot.runtime.host import cpu_model  # noqa: E402
 from edgepilot.runtime.outputs import write_text_atomic  # noqa: E402
 from edgepilot.sim.agent.drive import DriveOptions, drive  # noqa: E402
-from edgepilot.sim.scale import ScaleOptions  # noqa: E402
+from edgepilot.sim.scale import ScaleOptions, ray_session  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 CLUSTER = {"seeds": 500, "scenarios": 4, "workers": (8, 32, 128)}  # the figure README quotes
@@ -69,7 +69,6 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=1000)
     p.add_argument("--out", type=Path, default=RESULTS / "scale_drive.json")
     args = p.parse_args()
-    import ray
 
     base = DriveOptions(driver="scripted", episodes=args.episodes, seed=args.seed, progress=False)
     scaled = DriveOptions(driver="scripted", episodes=args.episodes, seed=args.seed, progress=False,
@@ -79,12 +78,9 @@ def main() -> None:
     serial, serial_s = timed(base)
     cold, cold_s = timed(scaled)  # as the CLI: ray.init(num_cpus=K) ... ray.shutdown()
     t0 = time.perf_counter()
-    ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    ray_init_s = time.perf_counter() - t0
-    try:
+    with ray_session(ScaleOptions(workers=args.workers)):  # the CLI's local Ray, started once for the warm run
+        ray_init_s = time.perf_counter() - t0
         warm, warm_s = timed(scaled)
-    finally:
-        ray.shutdown()
     load_after = os.getloadavg()
     same = cold["episodes"] == serial["episodes"] == warm["episodes"]
     per_episode_s = serial_s / n
@@ -105,7 +101,7 @@ def main() -> None:
         "cluster_estimate": cluster(per_episode_s, efficiency),
         "host": {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "cpu_affinity": sorted(os.sched_getaffinity(0)),
                  "loadavg_before": load_before, "loadavg_after": load_after},
-        "versions": {"python": platform.python_version(), "ray": ray.__version__,
+        "versions": {"python": platform.python_version(), "ray": metadata.version("ray"),
                      "highway-env": metadata.version("highway-env")},
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }

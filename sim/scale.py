@@ -17,7 +17,8 @@ counted twice (a job's result is kept once, from the attempt that finished):
 - a job is tried at most ``1 + retries`` times; any other error of a job is the run's error.
 
 Ray is imported here only, when ``run_jobs`` runs; without ``address`` a local Ray with
-``K`` CPUs is started and shut down afterwards, with one it joins that cluster (and leaves it
+``K`` CPUs is started and shut down afterwards, its session files (logs, sockets) in a temporary
+folder that is removed with it (not ``/tmp/ray``); with one it joins that cluster (and leaves it
 running). A Ray already initialised by the caller is used as is.
 
 Test hook: ``EDGEPILOT_SCALE_CRASH="<job label>[;<job label>]"`` makes the worker process
@@ -30,6 +31,8 @@ import collections
 import contextlib
 import os
 import re
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -239,13 +242,35 @@ def ray_session(options: ScaleOptions) -> Iterator[Any]:
     if ray.is_initialized():
         yield ray
         return
-    where: dict[str, Any] = ({"address": options.address} if options.address
-                             else {"num_cpus": options.workers, "include_dashboard": False})
-    ray.init(**where, log_to_driver=False, logging_level=logging.ERROR)
+    temp = None
+    if options.address:
+        where: dict[str, Any] = {"address": options.address}
+    else:  # a local Ray keeps its sessions' logs and sockets in a folder of ours, removed after
+        temp = ray_temp_dir()
+        where = {"num_cpus": options.workers, "include_dashboard": False, "_temp_dir": temp}
     try:
-        yield ray
+        ray.init(**where, log_to_driver=False, logging_level=logging.ERROR)
+        try:
+            yield ray
+        finally:
+            ray.shutdown()
     finally:
-        ray.shutdown()
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+# Ray's longest socket path below its temp folder ("/session_<date>_<time>_<us>_<pid>/sockets/
+# plasma_store", about 62 characters), and the most an AF_UNIX socket path may hold
+_RAY_SOCKET_TAIL, _AF_UNIX_MAX = 64, 107
+
+
+def ray_temp_dir() -> str:
+    """A new folder for a local Ray's session files, in the temp folder (``TMPDIR``) when Ray's
+    socket paths fit below it, else in ``/tmp`` (a long ``TMPDIR`` would fail ``ray.init``)."""
+    base = tempfile.gettempdir()
+    if len(os.path.join(base, "edgepilot-ray-xxxxxxxx")) + _RAY_SOCKET_TAIL > _AF_UNIX_MAX and os.access("/tmp", os.W_OK):
+        base = "/tmp"
+    return tempfile.mkdtemp(prefix="edgepilot-ray-", dir=base)
 
 
 class _Pool:

@@ -7,6 +7,9 @@ Ray with 2 CPUs (``local_ray``). Episodes are tiny (scripted driver, short max_s
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,7 +18,7 @@ from edgepilot.cli import main
 from edgepilot.runtime.errors import EdgepilotError
 from edgepilot.sim.agent.drive import DriveOptions, drive
 from edgepilot.sim.datagen import DatagenConfig, generate
-from edgepilot.sim.scale import CRASH_ENV, ScaleOptions, Server, load_servers
+from edgepilot.sim.scale import CRASH_ENV, ScaleOptions, Server, load_servers, ray_session
 from tests.sim.scale_helpers import FakeFleet
 from tests.sim.sim_helpers import CAM
 
@@ -28,9 +31,8 @@ K2 = ScaleOptions(workers=2)
 @pytest.fixture(scope="module")
 def local_ray():
     """run_jobs uses a Ray that is already up (and leaves it up): one start for the module."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    yield
-    ray.shutdown()
+    with ray_session(K2):
+        yield
 
 
 def scripted(**overrides: object) -> DriveOptions:
@@ -120,17 +122,25 @@ print("SCALED", code, ray.is_initialized(), children(os.getpid()))
 
 def test_workers_1_needs_no_ray_and_a_local_ray_is_shut_down_after(tmp_path):
     """In a fresh process: --workers 1 never imports ray; --workers 2 starts a local Ray, writes the
-    report's scale section and leaves no Ray process (raylet, GCS, workers) behind when it returns."""
+    report's scale section and leaves no Ray process (raylet, GCS, workers) nor Ray session files
+    behind when it returns."""
     import os
     import subprocess
     import sys
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # the process's TMPDIR, where a local Ray's session files go and from where they go; short,
+    # since Ray's socket paths below it must fit in 107 bytes (a long one is tested below)
+    temp = Path(tempfile.mkdtemp(prefix="ep-"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(temp)}
     env.pop(CRASH_ENV, None)
     report = tmp_path / "k2.json"
     p = subprocess.run([sys.executable, "-c", PROBE, str(report)], capture_output=True, text=True, env=env, cwd=ROOT,
                        timeout=180)
     assert "SERIAL 0 False" in p.stdout and "SCALED 0 False []" in p.stdout, p.stdout + p.stderr
+    try:  # (Ray's own default would be TMPDIR/ray; onnxruntime keeps a one-line TMPDIR/.ses of its own)
+        assert not [q.name for q in temp.iterdir() if "ray" in q.name], list(temp.iterdir())
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
     scale = json.loads(report.read_text())["scale"]
     assert scale["workers"] == 2 and scale["ray"] == "local" and len(scale["placement"]) == 2
 
@@ -204,3 +214,22 @@ def test_a_carla_server_that_stops_answering_is_reported_and_its_episodes_move()
     assert down["name"] == "b" and down["port"] == 2002 and "127.0.0.1:2002" in down["error"]
     assert [r["worker"] for r in report["scale"]["retries"]] == ["b"]
     assert {p["worker"] for p in report["scale"]["placement"]} == {"a"}
+
+
+def test_a_local_rays_session_folder_fits_its_socket_paths(monkeypatch, tmp_path):
+    """Under a long TMPDIR (pytest's own tmp_path is one) the folder goes to /tmp instead."""
+    from edgepilot.sim import scale
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / ("x" * 60)))
+    (tmp_path / ("x" * 60)).mkdir()
+    folder = scale.ray_temp_dir()
+    try:
+        assert folder.startswith("/tmp/edgepilot-ray-") and len(folder) + 64 <= 107
+    finally:
+        os.rmdir(folder)
+    short = tempfile.mkdtemp(prefix="ep-", dir="/tmp")  # a short TMPDIR is used as it is
+    monkeypatch.setattr(tempfile, "tempdir", short)
+    try:
+        assert Path(scale.ray_temp_dir()).parent == Path(short)
+    finally:
+        shutil.rmtree(short)
