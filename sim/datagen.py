@@ -7,8 +7,10 @@ Layout of the output folder:
   manifest.json                      seed, scenario, camera, sizes, versions, split per episode
 Splits are whole episodes (never frames of one episode in two splits). The same
 arguments give byte-identical labels and identical COCO JSON, whatever ``--workers``: with
-workers > 1 (``sim.scale``, Ray) each worker writes its episodes' files and the COCO ids and the
-manifest are assigned in episode order afterwards, as the serial run assigns them.
+workers > 1 (``sim.scale``, Ray) each worker encodes its episodes' frames and sends them back
+with their results (so workers on other machines need no shared filesystem), this process writes
+them as they arrive, and the COCO ids and the manifest are assigned in episode order afterwards,
+as the serial run assigns them.
 """
 
 from __future__ import annotations
@@ -109,8 +111,8 @@ def generate(cfg: DatagenConfig, progress: bool = True, scale: ScaleOptions | No
     Frames are written to a hidden staging folder beside ``cfg.out`` and moved
     into it only when the run has finished, so a run that fails or is
     interrupted leaves ``cfg.out`` as it was and nothing that blocks a retry.
-    ``scale``: the episodes on Ray workers (the staging folder must then be on a
-    filesystem every worker sees); its first server, if any, is the serial run's.
+    ``scale``: the episodes on Ray workers, whose frames come back over Ray and are
+    written here; its first server, if any, is the serial run's.
     """
     scale = scale or ScaleOptions()
     scale.check(cfg.sim)
@@ -143,7 +145,8 @@ def _generate_into(cfg: DatagenConfig, progress: bool, scale: ScaleOptions) -> d
         try:
             while saved < cfg.frames:
                 e = len(episodes)
-                n = _episode(sim, driver, cfg, e, min(cfg.per_episode(), cfg.frames - saved), coco, bar)
+                n = _episode(sim, driver, cfg, e, min(cfg.per_episode(), cfg.frames - saved), coco, bar,
+                             functools.partial(_write_file, cfg.out))
                 saved += n
                 episodes.append({"episode": e, "seed": cfg.episode_seed(e), "split": cfg.split(e), "frames": n})
                 if e >= 10 * cfg.frames:
@@ -171,9 +174,20 @@ def _finish(cfg: DatagenConfig, camera: CameraConfig, coco: dict, episodes: list
     return manifest
 
 
+Sink = Callable[[str, bytes], None]  # (file name relative to the dataset folder, its bytes)
+
+
+def _write_file(out: Path, name: str, data: bytes) -> None:
+    path = out / name
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise EdgepilotError(f"cannot write {path}: {exc.strerror or exc}", exit_code=2) from exc
+
+
 def _episode(sim: Simulator, driver: ScriptedDriver, cfg: DatagenConfig, e: int, want: int, coco: dict,
-             bar: Progress) -> int:
-    """Run one episode, saving up to ``want`` frames; returns how many were saved."""
+             bar: Progress, sink: Sink) -> int:
+    """Run one episode, handing up to ``want`` frames' files to ``sink``; returns how many were saved."""
     seed = cfg.episode_seed(e)
     pilot = _pilot(sim, driver, seed)
     obs = sim.reset(seed=seed)
@@ -182,7 +196,7 @@ def _episode(sim: Simulator, driver: ScriptedDriver, cfg: DatagenConfig, e: int,
         obs = sim.step(pilot(obs))
         step += 1
         if step >= cfg.warmup_steps and (step - cfg.warmup_steps) % cfg.stride == 0:
-            _save(obs, cfg, e, saved, coco)
+            _save(obs, cfg, e, saved, coco, sink)
             saved += 1
             bar.update(1)
         if obs.info.get("terminated") or obs.info.get("truncated"):
@@ -191,8 +205,9 @@ def _episode(sim: Simulator, driver: ScriptedDriver, cfg: DatagenConfig, e: int,
 
 
 class DatagenWorker:
-    """One Ray worker's episodes: its own simulator and scripted driver; it writes its frames
-    into ``cfg.out`` and returns their COCO records with episode-local ids (1, 2, ...)."""
+    """One Ray worker's episodes: its own simulator and scripted driver; it returns each
+    episode's encoded files (``files``: name -> bytes, written by the caller) and their COCO
+    records with episode-local ids (1, 2, ...). It writes nothing itself."""
 
     def __init__(self, cfg: DatagenConfig, server: Server | None) -> None:
         from edgepilot.sim.registry import make_simulator
@@ -204,10 +219,11 @@ class DatagenWorker:
 
     def run(self, e: int) -> dict:
         """Episode ``e`` with all of its ``per_episode`` frames (the merge may keep fewer)."""
-        coco = _coco_skeleton()
+        coco, files = _coco_skeleton(), dict[str, bytes]()
         n = _episode(self.sim, self.driver, self.cfg, e, self.cfg.per_episode(), coco,
-                     progress_bar(None, "", "", enabled=False))
-        return {"episode": e, "frames": n, "images": coco["images"], "annotations": coco["annotations"]}
+                     progress_bar(None, "", "", enabled=False), files.__setitem__)
+        return {"episode": e, "frames": n, "images": coco["images"], "annotations": coco["annotations"],
+                "files": files}
 
     def close(self) -> None:
         self.sim.close()
@@ -221,10 +237,18 @@ def _generate_scaled(cfg: DatagenConfig, scale: ScaleOptions, progress: bool) ->
     bar = progress_bar(math.ceil(cfg.frames / cfg.per_episode()), "datagen", "episode", enabled=progress)
     try:
         run = run_jobs(functools.partial(DatagenWorker, cfg), range(10 * cfg.frames + 1), scale, bar=bar,
-                       key=lambda e: {"episode": e, "seed": cfg.episode_seed(e)}, more=more)
+                       key=lambda e: {"episode": e, "seed": cfg.episode_seed(e)}, more=more,
+                       keep=functools.partial(_keep, cfg.out))
     finally:
         bar.close()
     return _merge(cfg, run.results)
+
+
+def _keep(out: Path, part: dict) -> dict:
+    """A worker's episode as it arrives: its files written into ``out``, the rest kept."""
+    for name, data in part["files"].items():
+        _write_file(out, name, data)
+    return {k: v for k, v in part.items() if k != "files"}
 
 
 def _merge(cfg: DatagenConfig, parts: list[dict]) -> tuple[dict, list[dict]]:
@@ -263,14 +287,13 @@ def _pilot(sim: Simulator, driver: ScriptedDriver, seed: int) -> Callable[[Obser
     )
 
 
-def _save(obs: Observation, cfg: DatagenConfig, e: int, k: int, coco: dict) -> None:
+def _save(obs: Observation, cfg: DatagenConfig, e: int, k: int, coco: dict, sink: Sink) -> None:
     stem = frame_stem(e, k)
     image_name, label_name = image_file(stem, cfg.fmt), label_file(stem)
     params = [cv2.IMWRITE_JPEG_QUALITY, 92] if cfg.fmt == "jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
-    if not cv2.imwrite(str(cfg.out / image_name), cv2.cvtColor(obs.image, cv2.COLOR_RGB2BGR), params):
-        raise EdgepilotError(f"cannot write {cfg.out / image_name}", exit_code=2)
-    if obs.labels is not None and not cv2.imwrite(str(cfg.out / label_name), obs.labels):
-        raise EdgepilotError(f"cannot write {cfg.out / label_name}", exit_code=2)
+    sink(image_name, _encode(f".{cfg.fmt}", cv2.cvtColor(obs.image, cv2.COLOR_RGB2BGR), params, image_name))
+    if obs.labels is not None:
+        sink(label_name, _encode(".png", obs.labels, [], label_name))
     image_id = len(coco["images"]) + 1
     h, w = obs.image.shape[:2]
     coco["images"].append({
@@ -283,6 +306,13 @@ def _save(obs: Observation, cfg: DatagenConfig, e: int, k: int, coco: dict) -> N
             "id": len(coco["annotations"]) + 1, "image_id": image_id, "category_id": b.tag,
             "bbox": [b.x1, b.y1, bw, bh], "area": bw * bh, "iscrowd": 0, "actor_id": b.actor_id,
         })
+
+
+def _encode(ext: str, image: np.ndarray, params: list[int], name: str) -> bytes:
+    ok, buf = cv2.imencode(ext, image, params)
+    if not ok:
+        raise EdgepilotError(f"cannot encode {name} as {ext[1:]}", exit_code=2)
+    return buf.tobytes()
 
 
 def _coco_skeleton() -> dict:

@@ -214,16 +214,19 @@ class ScaleRun:
 
 def run_jobs(make_worker: Callable[[Server | None], Worker], jobs: Iterable[Any], options: ScaleOptions, *,
              key: Callable[[Any], dict[str, Any]], bar: Progress,
-             more: Callable[[Mapping[int, Any], int], bool] | None = None) -> ScaleRun:
+             more: Callable[[Mapping[int, Any], int], bool] | None = None,
+             keep: Callable[[Any], Any] | None = None) -> ScaleRun:
     """Run every job on ``options.workers`` Ray actors; see the module docstring.
 
     ``key(job)`` names a job in the report; ``more(done, pending)`` (optional) is asked before
     each new job is taken from ``jobs`` (``done``: results so far by job index; ``pending``:
     jobs taken and not yet done), so a caller can stop early (datagen: enough frames).
+    ``keep(result)`` (optional) runs here on each result as it arrives, once per job, and
+    what it returns is kept instead (datagen: writes the frames a worker sent, keeps the rest).
     """
     t0 = time.perf_counter()
     with ray_session(options) as ray:
-        pool = _Pool(ray, make_worker, options, bar)
+        pool = _Pool(ray, make_worker, options, bar, keep)
         try:
             done = pool.drain(iter(jobs), key, more or (lambda _done, _pending: True))
         finally:
@@ -277,10 +280,11 @@ class _Pool:
     """The actors, the queue and the bookkeeping of one ``run_jobs``."""
 
     def __init__(self, ray: Any, make_worker: Callable[[Server | None], Worker], options: ScaleOptions,
-                 bar: Progress) -> None:
+                 bar: Progress, keep: Callable[[Any], Any] | None = None) -> None:
         from ray import exceptions
 
         self.ray, self.make_worker, self.options, self.bar = ray, make_worker, options, bar
+        self.keep = keep or (lambda result: result)
         cpus = ray.cluster_resources().get("CPU", 0)
         if cpus < options.workers:  # the actors would wait for CPUs forever
             raise EdgepilotError(f"--workers {options.workers}: the Ray cluster at {options.address or 'local'} "
@@ -363,7 +367,7 @@ class _Pool:
             self._server_down(slot, str(cause))
             self._retry(task, slot, str(cause))
             return
-        self.done[task.index] = result
+        self.done[task.index] = self.keep(result)
         self.placement[task.index] = {**task.key, "worker": slot.name, "attempts": task.attempts}
         slot.done += 1
         self.bar.update(1)

@@ -18,9 +18,10 @@ manifest.json. A non-empty DIR is refused unless --force, which deletes the
 files datagen writes there. Train/val split by whole episodes.
 
 --workers K drives the episodes on K Ray workers (local Ray, or --ray ADDRESS;
-with --sim carla one server per worker from --servers FILE); each worker writes
-its episodes' files and the JSON is merged in episode order: the same bytes as
---workers 1. On a cluster DIR must be on a filesystem every node sees.
+with --sim carla one server per worker from --servers FILE); each worker sends
+its episodes' encoded frames back, this command writes them into DIR (no shared
+filesystem needed on a cluster) and merges the JSON in episode order: the same
+bytes as --workers 1.
 
 example:
   edgepilot datagen --sim builtin --scenario highway --frames 200 --seed 1 --out data/hw

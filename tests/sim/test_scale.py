@@ -159,6 +159,23 @@ def test_drive_on_two_workers_scores_every_episode_as_the_serial_run():
     assert "scale" not in serial
 
 
+def test_a_datagen_worker_sends_its_frames_back_and_writes_nothing(tmp_path):
+    """A worker on another machine sees no --out: it encodes its episode and returns the files."""
+    from edgepilot.sim.datagen import DatagenWorker
+
+    out = tmp_path / "not-here"  # no such folder where the worker runs
+    worker = DatagenWorker(DatagenConfig(out=out, scenario="highway", frames=2, seed=3, height=64, width=128,
+                                         frames_per_episode=2), None)
+    try:
+        part = worker.run(0)
+    finally:
+        worker.close()
+    assert not out.exists() and part["frames"] == 2
+    names = {im[key] for im in part["images"] for key in ("file_name", "label_file")}
+    assert set(part["files"]) == names and len(names) == 4
+    assert all(data[:8] == b"\x89PNG\r\n\x1a\n" for data in part["files"].values())
+
+
 @pytest.mark.usefixtures("local_ray")
 def test_datagen_on_two_workers_writes_the_serial_bytes(tmp_path):
     """K=2 through the CLI: every file (images, labels, annotations.json, manifest.json) byte-identical,
