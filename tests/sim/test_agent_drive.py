@@ -171,3 +171,21 @@ def test_export_cli_refuses_int8_for_a_policy(tiny_policy_bundle, tmp_path, caps
     assert code == 2
     assert "--int8" in one_error_line(capsys)
     assert not out.exists()
+
+
+def test_several_ort_engines_in_one_tick_do_not_spin(tiny_policy_bundle, tmp_path):  # noqa: F811
+    """Perception bundles + policy on ort: spinning off for each (their threads would fight over the
+    cores between calls); the policy alone keeps onnxruntime's default; other backends get nothing."""
+    from edgepilot.export import tiny
+    from edgepilot.sim.agent.drive import build_agent, engine_options
+
+    seg = tiny.segmentation_bundle(tmp_path / "seg", hw=(64, 128), width=8)
+    alone = options(tiny_policy_bundle)
+    both = options(tiny_policy_bundle, privileged=False, perception=(str(seg),), precision="fp32")
+    assert engine_options(alone) == {} and engine_options(both) == {"spin": False}
+    assert engine_options(options(tiny_policy_bundle, privileged=False, perception=(str(seg),),
+                                  backend="openvino")) == {}
+    assert build_agent(alone).policy.engine.describe()["spin"] is True
+    agent = build_agent(both)
+    assert agent.policy.engine.describe()["spin"] is False
+    assert [m.engine.describe()["spin"] for m in agent.perception] == [False]
