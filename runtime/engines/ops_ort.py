@@ -8,7 +8,8 @@ Options (``OrtEngine.OPTIONS``):
   ``describe()`` reports the provider that was actually chosen.
 - ``threads``: intra-op threads (or ``$EDGEPILOT_ORT_THREADS``, checked the
   same way), 1 to 4 x the machine's cores (at most 256).
-- ``spin``: whether idle intra-op threads spin-wait (onnxruntime's default, kept).
+- ``spin``: whether idle intra-op threads spin-wait (onnxruntime's default, kept; ``drive``
+  turns it off when it runs several engines one after another each tick).
 
 Session options were checked against onnxruntime's performance-tuning advice
 for low-latency CPU inference on this repository's graphs (engine p50, 2

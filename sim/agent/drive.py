@@ -129,9 +129,12 @@ def engine_options(opts: DriveOptions) -> dict[str, Any]:
     """Options for the agent's engines. On ONNX Runtime, with more than one engine per tick
     (perception bundles and the policy, called one after another), idle intra-op threads do not
     spin: a session's threads spin-wait after its call, on the cores the next session's call
-    needs, and with three sessions on two cores that doubled the tick (p50 21.7 vs 10.4 ms for
-    seg int8 + det int8 + policy, measured interleaved on the 2-core dev machine). One engine
-    keeps onnxruntime's default (spinning pays for back-to-back calls of one session)."""
+    needs. On the 2-core dev machine the perception-in-the-loop tick (seg int8 + det int8 +
+    policy) went from p50 14.7 / p99 29.1 ms to 11.5 / 18.0 ms with the same scores
+    (``benchmarks/eval_drive.py --only perception``, ``drive_perception.json`` before and after).
+    One engine keeps onnxruntime's default (spinning pays for back-to-back calls of one
+    session: ``cpu_compare.json``'s yolov8n ort fp32 rows, engine p50 36.9 ms with it and
+    45.9 without, loop 22.6 and 22.8 FPS)."""
     engines = len(opts.perception) + (1 if opts.policy else 0)
     return {"spin": False} if opts.backend == "ort" and engines > 1 else {}
 
