@@ -22,8 +22,6 @@ from highway_env import utils
 from highway_env.vehicle.behavior import IDMVehicle
 from highway_env.vehicle.kinematics import Vehicle
 
-CLASS_PATH = "edgepilot.sim.builtin.idm.FastIDMVehicle"
-
 
 def _clamp(x: Any, lo: float, hi: float) -> Any:
     return min(max(x, lo), hi)

@@ -18,6 +18,7 @@ import yaml
 
 from edgepilot.runtime.errors import EdgepilotError, require
 from edgepilot.sim.builtin.traffic import (
+    PRUNE_MIN_LANES,
     act_road,
     closest_lane_index,
     neighbour_vehicles,
@@ -103,7 +104,8 @@ def make_env(cfg: ScenarioConfig) -> Any:
     We bypass ``gym.make`` and the env's ``_info``: its reward terms assume discrete
     actions (roundabout raises on a continuous one) and cost more than our whole frame.
     Each new road uses ``traffic.act_road``, ``traffic.step_road``,
-    ``traffic.neighbour_vehicles`` and ``traffic.closest_lane_index``, and the traffic is ``idm.FastIDMVehicle`` unless the
+    ``traffic.neighbour_vehicles`` and (on networks of ``PRUNE_MIN_LANES`` lanes or more)
+    ``traffic.closest_lane_index``, and the traffic is ``idm.FastIDMVehicle`` unless the
     scenario's ``env_config`` names another ``other_vehicles_type`` (highway-env's
     results with fewer Python calls).
     """
@@ -117,7 +119,9 @@ def make_env(cfg: ScenarioConfig) -> Any:
         self.road.act = MethodType(act_road, self.road)
         self.road.step = MethodType(step_road, self.road)
         self.road.neighbour_vehicles = MethodType(neighbour_vehicles, self.road)
-        self.road.network.get_closest_lane_index = MethodType(closest_lane_index, self.road.network)
+        network = self.road.network
+        if len(network.lanes_list()) >= PRUNE_MIN_LANES:  # fewer: highway-env's loop is cheaper
+            network.get_closest_lane_index = MethodType(closest_lane_index, network)
 
     quiet = type(f"Quiet{cls_name}", (base,), {"_info": lambda self, obs, action=None: {},
                                                "_reset": reset_road})

@@ -52,7 +52,7 @@ def _trajectory(scenario: str, original: bool, seed: int, driven: bool) -> list[
         if original:
             for name in ("act", "step", "neighbour_vehicles"):
                 setattr(road, name, types.MethodType(getattr(Road, name), road))
-            del road.network.get_closest_lane_index  # back to RoadNetwork's own
+            vars(road.network).pop("get_closest_lane_index", None)  # back to RoadNetwork's own
         elif scenario != "racetrack":  # racetrack builds IDMVehicle itself
             assert kinds == {"FastIDMVehicle"}, kinds
         rng, driver = np.random.default_rng(seed), ScriptedDriver()
