@@ -93,7 +93,8 @@ def cpu_table() -> str:
     lines.append("")
     lines.append(f"`{d['command']}` (also run by `make bench`) → `benchmarks/results/cpu_compare.json` "
                  f"({d['device']['cpu']}, {d['device']['cores']} cores, {d['date'][:10]}; threads = "
-                 f"{d['setup']['threads']} for both backends; {d['setup']['rounds']} interleaved rounds).")
+                 f"{d['setup']['threads']} for both backends; {d['setup']['rounds']} interleaved rounds; ratios paired "
+                 "within each round, median over rounds: the script's docstring says how).")
     return "\n".join(lines)
 
 

@@ -19,14 +19,21 @@ Precisions:
   bundles is measured, not assumed: ``benchmarks/results/*_eval_openvino_fp16.json``.
   ``describe()`` reports ``inference_precision``.
 - ``int8`` compiles the bundle's Q/DQ ``model.int8.onnx``; OpenVINO runs the
-  quantised regions with INT8 kernels and the rest in f32. A bundle without
-  it is the same BundleError as for ort.
+  quantised regions with INT8 kernels and, by default, the ops the graph leaves
+  in float in the same 16-bit arithmetic as ``fp16`` (option ``int8_float=half``:
+  bf16 on a BF16 CPU, which is what OpenVINO does by default with a Q/DQ model;
+  ``int8_float=f32`` keeps them in f32). On the YOLOv8n-class model the f32 rest
+  (SiLU, concatenations, the DFL head) cost as much as the INT8 convolutions
+  saved; measured in ``benchmarks/results/cpu_compare.json``, accuracy of the
+  shipped bundles in ``benchmarks/results/*_eval_openvino_int8.json``. A bundle
+  without ``model.int8.onnx`` is the same BundleError as for ort.
 
 Options (``OpenVinoEngine.OPTIONS``): ``threads`` (INFERENCE_NUM_THREADS),
 ``streams`` (NUM_STREAMS), ``hint`` (latency or throughput), ``cache``
 (compiled models kept in the bundle, see ``runtime.build.openvino``),
-``preprocess`` (frames preprocessed in the compiled model or on the host) and
-``overlap`` (start inference in ``prepare`` so consecutive frames overlap).
+``preprocess`` (frames preprocessed in the compiled model or on the host),
+``int8_float`` (above) and ``overlap`` (start inference in ``prepare`` so
+consecutive frames overlap).
 
 ``make_processor`` returns :class:`OpenVinoProcessor`. With
 ``preprocess=graph`` the loop hands over the uint8 BGR camera frame as it is;
@@ -130,6 +137,8 @@ class OpenVinoEngine(Engine):
                default=True),
         Option("preprocess", "choice", "where frames are preprocessed: host (cv2, as ort) or graph (in the "
                "compiled model; stretch-resize image bundles)", default="host", choices=("host", "graph")),
+        Option("int8_float", "choice", "precision of the ops an int8 model leaves in float: half (the CPU's "
+               "16-bit arithmetic, as fp16 runs) or f32", default="half", choices=("half", "f32")),
         Option("overlap", "bool", "start each frame's inference in prepare, so up to 3 frames are in "
                "flight in the threaded loop", default_text="true with hint=throughput, else false"),
     )
@@ -148,7 +157,8 @@ class OpenVinoEngine(Engine):
         self.source_sha256 = file_sha256(self.source)
         self.device_name = str(self.core.get_property("CPU", "FULL_DEVICE_NAME"))
         caps = self.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-        self.inference_precision = half_precision(caps) if precision == "fp16" else "f32"
+        half = precision == "fp16" or (precision == "int8" and self.options["int8_float"] == "half")
+        self.inference_precision = half_precision(caps) if half else "f32"
         self.config = self._config()
         self.compiled = self._compile({}, None)
         self._request = self.compiled.model.create_infer_request()

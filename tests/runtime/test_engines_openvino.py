@@ -97,10 +97,10 @@ def test_each_precision_agrees_with_ort(bundles: dict[str, Path], int8_bundle: P
     ov, ort = load_engine(folder, "openvino", precision, threads=1), load_engine(folder, "ort", precision)
     info = ov.describe()
     caps = ov.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    expected = half_precision(caps) if precision == "fp16" else "f32"
+    expected = half_precision(caps) if precision in ("fp16", "int8") else "f32"  # int8: int8_float=half
     assert (info["backend"], info["precision"], info["inference_precision"]) == ("openvino", precision, expected)
-    if precision == "fp16":
-        atol = BF16_ATOL if expected == "bf16" else atol
+    if precision in ("fp16", "int8") and expected == "bf16":
+        atol = max(atol, BF16_ATOL)
     assert info["model"] == {"fp32": "model.onnx", "fp16": "model.fp16.xml", "int8": "quantised.onnx"}[precision]
     reference = load_engine(folder, "ort", "fp32") if precision == "int8" else None
     for seed in range(3):
@@ -322,7 +322,7 @@ def test_bad_options_are_clear_errors(bundles: dict[str, Path], key: str, value:
 def test_unknown_option_lists_the_known_ones(bundles: dict[str, Path]) -> None:
     msg = refused(bundles["seg"], provider="cpu")
     assert "unknown engine option 'provider' for the openvino backend" in msg
-    assert "(its options: threads, streams, hint, cache, preprocess, overlap)" in msg
+    assert "(its options: threads, streams, hint, cache, preprocess, int8_float, overlap)" in msg
     with pytest.raises(DeviceError, match="cannot run on cuda:0"):
         load_engine(bundles["seg"], "openvino", device="cuda")
 
@@ -488,3 +488,16 @@ def test_run_processes_a_file_for_throughput_and_a_live_source_for_latency(bundl
                          "--report", str(report), *extra]) == 0
         hints.append(json.loads(report.read_text())["engine"]["hint"])
     assert hints == ["throughput", "latency", "latency"]
+
+
+def test_int8_float_option_sets_the_precision_of_the_float_ops(int8_bundle: Path) -> None:
+    half = load_engine(int8_bundle, "openvino", "int8", threads=1)
+    caps = half.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    f32 = load_engine(int8_bundle, "openvino", "int8", threads=1, int8_float="f32")
+    assert half.describe()["inference_precision"] == half_precision(caps)
+    assert f32.describe()["inference_precision"] == "f32"
+    assert half.describe()["fingerprint"] != f32.describe()["fingerprint"] or half_precision(caps) == "f32"
+    feeds = half.sample_inputs(1)
+    a, b = half.infer(feeds)["logits"], f32.infer(feeds)["logits"]
+    assert float((np.argmax(a, 1) == np.argmax(b, 1)).mean()) > 0.9
+    assert "int8_float" in refused(int8_bundle, precision="int8", int8_float="f64")
