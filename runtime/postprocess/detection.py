@@ -105,13 +105,16 @@ class YoloDecoder:
             )
         pred = raw[0]  # (4 + nc, N)
         cls_scores = pred[4:]
-        cls = np.argmax(cls_scores, axis=0)
-        scores = np.take_along_axis(cls_scores, cls[None], axis=0)[0]
+        # the best class score per anchor first (a max over rows: vectorised, ~0.05 ms for 80 x 5040
+        # here), the class index only for the few anchors above the threshold (an argmax over axis 0
+        # of all 5040 cost 0.3 ms); same values and the same first-index tie rule as a full argmax
+        scores = cls_scores.max(axis=0)
         keep = scores > self.threshold
         if not keep.any():
             return Detections.empty()
+        cls = np.argmax(cls_scores[:, keep], axis=0).astype(np.int32)
         xywh = pred[:4, keep].T.astype(np.float32)  # (M, 4) cx, cy, w, h
-        scores, cls = scores[keep].astype(np.float32), cls[keep].astype(np.int32)
+        scores = scores[keep].astype(np.float32)
         tl = np.stack([xywh[:, 0] - xywh[:, 2] / 2, xywh[:, 1] - xywh[:, 3] / 2, xywh[:, 2], xywh[:, 3]], axis=1)
         dnn: Any = cv2.dnn  # OpenCV's stubs want lists; it takes arrays without a copy
         if self.agnostic:

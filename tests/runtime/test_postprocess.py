@@ -97,6 +97,23 @@ def test_yolo_nms_is_class_aware_and_maps_through_letterbox(bundles: dict[str, P
     np.testing.assert_allclose(det.boxes[order[2]], [360, 160, 440, 200], atol=1e-4)
 
 
+def test_yolo_class_is_the_first_best_even_on_ties(bundles: dict[str, Path]) -> None:
+    """The best class is found only for anchors over the threshold: it must equal a full argmax."""
+    dec = make_decoder(load_bundle(bundles["yolo"]))  # 3 classes, threshold 0.7
+    rng = np.random.default_rng(3)
+    n = 400
+    raw = np.zeros((1, 7, n), np.float32)
+    raw[0, 0], raw[0, 1] = rng.uniform(0, 600, n), rng.uniform(0, 300, n)  # spread out: NMS keeps most
+    raw[0, 2:4] = 4.0
+    raw[0, 4:] = rng.choice([0.1, 0.75, 0.8, 0.9], size=(3, n))  # many exact ties between classes
+    det = dec({"output0": raw}, IDENTITY, (300, 600))
+    best = raw[0, 4:].max(0)
+    assert 0 < len(det) <= int((best > 0.7).sum())
+    for box, score, cls in zip(det.boxes, det.scores, det.class_ids):
+        j = int(np.argmin(np.abs(raw[0, 0] - (box[0] + box[2]) / 2) + np.abs(raw[0, 1] - (box[1] + box[3]) / 2)))
+        assert score == best[j] and cls == int(np.argmax(raw[0, 4:, j]))
+
+
 def test_yolo_wrong_layout_is_a_clear_error(bundles: dict[str, Path]) -> None:
     dec = make_decoder(load_bundle(bundles["yolo"]))
     with pytest.raises(BundleError, match=r"\[1, 4 \+ 3, N\]") as info:  # the bundle's fault: exit 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -63,3 +64,48 @@ def test_rejects_non_bgr_images() -> None:
     pre = Preprocessor(TensorSpec("x", (1, 3, 4, 4)), _cfg())
     with pytest.raises(BundleError, match="HxWx3 uint8"):
         pre(np.zeros((4, 4), np.uint8))
+
+
+def _reference(image: np.ndarray, cfg: dict, h: int, w: int) -> np.ndarray:
+    """The plain algorithm: resize (letterbox onto a padded canvas), then x * scale - mean) / std per channel."""
+    src_h, src_w = image.shape[:2]
+    if cfg["resize"] == "letterbox":
+        r = min(h / src_h, w / src_w)
+        nw, nh = round(src_w * r), round(src_h * r)
+        py, px = (h - nh) // 2, (w - nw) // 2
+        canvas = np.full((h, w, 3), cfg["pad_value"], np.uint8)
+        canvas[py:py + nh, px:px + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    else:
+        canvas = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+    order = (2, 1, 0) if cfg["color"] == "RGB" else (0, 1, 2)
+    std = np.asarray(cfg["std"], np.float32)
+    a, b = np.float32(cfg["scale"]) / std, -np.asarray(cfg["mean"], np.float32) / std
+    chans = [canvas[:, :, order[k]] * a[k] + b[k] for k in range(3)]
+    out = np.stack(chans, 0 if cfg["layout"] == "NCHW" else -1)
+    return out[None].astype(np.float32)
+
+
+NORMS = {"imagenet": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),  # per channel: one plane at a time
+         "scale-only": ([0, 0, 0], [1, 1, 1]),  # YOLO's 1/255: one pass over interleaved pixels
+         "uniform-shift": ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])}
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("color", ["RGB", "BGR"])
+@pytest.mark.parametrize("resize", ["letterbox", "stretch"])
+@pytest.mark.parametrize("norm", list(NORMS))
+def test_float_input_is_bit_identical_to_the_plain_algorithm(layout: str, color: str, resize: str, norm: str) -> None:
+    h, w = 96, 160
+    mean, std = NORMS[norm]
+    cfg = {"layout": layout, "color": color, "resize": resize, "scale": 1 / 255, "pad_value": 114,
+           "mean": mean, "std": std}
+    shape = (1, 3, h, w) if layout == "NCHW" else (1, h, w, 3)
+    pre = Preprocessor(TensorSpec("x", shape), cfg, buffers=3)
+    rng = np.random.default_rng(0)
+    # frames at the model's width (letterbox: no resize, only padding), larger, then the first size
+    # again: the padding written once per buffer must survive buffer rotation and a size change
+    sizes = [(90, 160)] * 4 + [(240, 320)] * 4 + [(90, 160)] * 2 + [(96, 160)] * 2
+    for src_h, src_w in sizes:
+        image = rng.integers(0, 256, (src_h, src_w, 3), dtype=np.uint8)
+        got, _ = pre(image)
+        np.testing.assert_array_equal(got, _reference(image, cfg, h, w))
