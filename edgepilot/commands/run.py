@@ -18,7 +18,7 @@ from edgepilot.runtime.source_timeouts import (
 )
 
 # Per-backend defaults for a file read as fast as it decodes (see DESCRIPTION).
-FILE_DEFAULTS = {"openvino": {"hint": "throughput"}}
+FILE_DEFAULTS = {"openvino": {"hint": "throughput"}, "ort": {"hint": "throughput"}}
 
 NAME = "run"
 HELP = "run a model bundle on a video file, camera, stream or synthetic source"
@@ -42,9 +42,10 @@ examples:
   edgepilot run clip.mp4 --model yolov8n.onnx          # a bare Ultralytics ONNX, no meta.json needed
 
 Defaults: --backend auto (on a CPU the installed backend measured fastest for the bundle).
-A file without --realtime is processed for throughput: the openvino backend then
-defaults to hint=throughput (two streams, requests overlapping decode and
-preprocessing); live sources and --realtime keep hint=latency. Give
+A file without --realtime is processed for throughput: the openvino and ort
+backends then default to hint=throughput (on a CPU, several frames in flight at
+once, overlapping decode and preprocessing: OpenVINO's streams, or one
+onnxruntime run per core); live sources and --realtime keep hint=latency. Give
 --engine-opt hint=... to choose yourself. The report's engine section records
 backend, threads, streams and hint.
 
