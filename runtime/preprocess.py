@@ -4,19 +4,18 @@ Resize (stretch or letterbox), colour order, ``(x * scale - mean) / std`` and
 layout (NCHW / NHWC), written into buffers allocated once per source size.
 The ``Transform`` it returns maps model pixels back to source pixels.
 
-A float input is made in two passes over the frame's pixels. When every
-channel has the same ``a`` and ``b`` (YOLO's 1/255, or a scalar mean/std):
-``x * a + b`` over the interleaved HxWx3 pixels into a reused float buffer,
-then one copy into the image region of the output tensor that reorders the
-channels and changes the layout. Otherwise the cast-reorder copy first, then
-``x * a + b`` per channel plane in place. A letterbox's padding is the same for
-every frame, so it is written into each output buffer once, when a source size
-is first seen, and frames write only the image region; a frame already at the
-model's size is not copied into a canvas first. The tensors are bit-identical
-to the plain algorithm's (``tests/runtime/test_preprocess.py``); on a 360x640
-frame into the YOLOv8n-class 384x640 input this step went from 0.88 to about
-0.35-0.40 ms on one core here (``benchmarks/profile_cpu.py`` measures it as
-``preprocess``).
+A float input is made without a full-size intermediate: for NCHW the image
+region is split into three reused uint8 planes (``cv2.split``) and each plane
+is scaled, ``x * a + b``, straight into its output plane, all contiguous passes
+(NHWC: ``x * a + b`` over the interleaved pixels, then a reordering copy). A
+letterbox's padding is the same for every frame, so it is written into each
+output buffer once, when a source size is first seen, and frames write only
+the image region; a frame already at the model's size is not copied into a
+canvas first. The tensors are bit-identical to the plain algorithm's
+(``tests/runtime/test_preprocess.py``). On a 360x640 frame into the
+YOLOv8n-class 384x640 input this step went from 0.88 to about 0.17 ms on one
+core here, against per-channel strided passes over a full padded canvas
+(``benchmarks/profile_cpu.py`` measures it as ``preprocess``).
 """
 
 from __future__ import annotations
@@ -98,6 +97,7 @@ class Preprocessor:
         self._transform = Transform(1.0, 1.0, 0.0, 0.0)
         self._inner = (self.h, self.w, 0, 0)  # image region of the model input: nh, nw, top, left
         self._float: np.ndarray | None = None
+        self._split: list[np.ndarray] = []
 
     @property
     def input_hw(self) -> tuple[int, int]:
@@ -149,6 +149,12 @@ class Preprocessor:
         nh, nw, py, px = self._inner
         return out[0, :, py:py + nh, px:px + nw] if self.layout == "NCHW" else out[0, py:py + nh, px:px + nw]
 
+    def _planes(self, hw: tuple[int, int]) -> list[np.ndarray]:
+        """Three reused uint8 planes of size ``hw`` for cv2.split to write into."""
+        if not self._split or self._split[0].shape != hw:
+            self._split = [np.empty(hw, np.uint8) for _ in range(3)]
+        return self._split
+
     def _scratch_float(self, hw: tuple[int, int]) -> np.ndarray:
         if self._float is None or self._float.shape[:2] != hw:
             self._float = np.empty((*hw, 3), np.float32)
@@ -156,16 +162,25 @@ class Preprocessor:
 
     def _fill_padding(self, out: np.ndarray) -> None:
         """Every pixel of ``out`` at the pad colour, normalised (frames then write only the image region)."""
-        for k, src in enumerate(self.order):
+        for k in range(3):
             value = np.float32(self.pad_value) * self.a[k] + self.b[k]  # as a pixel of that value would be
             (out[0, k] if self.layout == "NCHW" else out[0, :, :, k]).fill(value)
 
     def _normalise_into(self, out: np.ndarray, image: np.ndarray) -> None:
-        """``image`` (uint8 BGR, the image region's size) into ``out``'s image region as float:
-        one cast-and-reorder copy, then ``x * a + b`` in place (one pass when every channel has the
-        same a and b, as for scale-only models; else per channel plane)."""
+        """``image`` (uint8 BGR, the image region's size) into ``out``'s image region as float.
+
+        NCHW: split into uint8 planes, then ``x * a + b`` from each plane straight into its output
+        plane (contiguous passes). NHWC: with one a and b for every channel, ``x * a + b`` over the
+        interleaved pixels then a reordering copy; else a cast-and-reorder copy, then per channel."""
         region = self._region(out)
-        if self._uniform:  # scale (and shift) the interleaved pixels contiguously, then reorder
+        if self.layout == "NCHW":  # one uint8 plane per channel (cv2.split), then a contiguous x * a + b per plane
+            planes = cv2.split(np.ascontiguousarray(image), self._planes(image.shape[:2]))
+            for k, src in enumerate(self.order):
+                np.multiply(planes[src], self.a[k], out=region[k], casting="unsafe")
+                if self.b[k] != 0:
+                    region[k] += self.b[k]
+            return
+        if self._uniform:  # NHWC: scale (and shift) the interleaved pixels contiguously, then reorder
             values = self._scratch_float(image.shape[:2])
             np.multiply(image, self.a[0], out=values, casting="unsafe")
             if self.b[0] != 0:

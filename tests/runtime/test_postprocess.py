@@ -109,7 +109,7 @@ def test_yolo_class_is_the_first_best_even_on_ties(bundles: dict[str, Path]) -> 
     det = dec({"output0": raw}, IDENTITY, (300, 600))
     best = raw[0, 4:].max(0)
     assert 0 < len(det) <= int((best > 0.7).sum())
-    for box, score, cls in zip(det.boxes, det.scores, det.class_ids):
+    for box, score, cls in zip(det.boxes, det.scores, det.class_ids, strict=True):
         j = int(np.argmin(np.abs(raw[0, 0] - (box[0] + box[2]) / 2) + np.abs(raw[0, 1] - (box[1] + box[3]) / 2)))
         assert score == best[j] and cls == int(np.argmax(raw[0, 4:, j]))
 
