@@ -60,7 +60,10 @@ def test_run_a_clip_with_a_bare_onnx(model: Path, clip: Path, tmp_path: Path) ->
                   "--engine-opt", "threads=1", "--no-progress")
     assert p.returncode == 0, p.stderr
     report = json.loads(rep.read_text())
-    assert report["frames"] == 30 and report["engine"]["backend"] == "ort"
+    # --backend auto (the default) times the installed CPU backends on this model and keeps the
+    # faster, which depends on the machine: either runs the bare ONNX as a bundle
+    assert report["frames"] == 30 and report["engine"]["backend"] in ("ort", "openvino")
+    assert report["engine"]["chosen_by"].startswith("auto")
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]
     dets = [d for r in records for d in r["detections"]]
     assert len(records) == 30 and dets, "the random head scores many cells above 0.25"
