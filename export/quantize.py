@@ -9,6 +9,12 @@ convolutions, so scales are taken where the deployed graph has tensors).
 Beside it, ``model.int8.cpu.onnx``: the same calibration (method, frames, float
 nodes) with uint8 asymmetric activations, the U8S8 layout onnxruntime's CPU
 kernels are fast on (its own accuracy is recorded as ``calibration.cpu_variant``).
+It also keeps in float, for speed, the convolutions that read the image input
+itself (:func:`image_convs`): a convolution over 3 colour channels cannot use
+the int8 kernels' channel packing, and in U8S8 it ran slower than in float on
+the shipped detector (its stem: 893 against 432 us, one thread,
+``benchmarks/results/int8_ops_det.json``), and the float image needs no
+QuantizeLinear pass. ``cpu_variant.speed_float_nodes`` records them.
 
 Calibration frames are the ``--calib`` datagen frames fed through the runtime's
 preprocessing (:class:`~edgepilot.export.frames.InputFeeder`), so calibration
@@ -104,6 +110,23 @@ def sensitive_nodes(model_path: Path) -> dict[str, list[str]]:
     return {"first_conv": [convs[0].name] if convs else [], "heads": heads}
 
 
+def image_convs(model_path: Path, max_channels: int = 4) -> list[str]:
+    """The Convs that read a graph input directly with at most ``max_channels`` input channels
+    (the image's colour planes): the ones the U8S8 CPU variant keeps in float for speed."""
+    onnx: Any = require("onnx", "onnx", "INT8 quantisation")
+    g = onnx.load(str(model_path)).graph
+    inputs = {i.name for i in g.input}
+    weights = {t.name: list(t.dims) for t in g.initializer}
+    out = []
+    for n in g.node:
+        if n.op_type != "Conv" or n.input[0] not in inputs or n.input[1] not in weights:
+            continue
+        group = next((a.i for a in n.attribute if a.name == "group"), 1)
+        if weights[n.input[1]][1] * group <= max_channels:
+            out.append(n.name)
+    return out
+
+
 def _try(pre: Path, work: Path, bundle: Bundle, calib: Frames, method: str, exclude: list[str],
          score: Score) -> tuple[Path, dict[str, Any]]:
     dst = work / f"int8.{method}.{len(exclude)}.onnx"
@@ -139,8 +162,10 @@ def select_int8(bundle: Bundle, calib: Frames, fp32: dict[str, Any], score: Scor
         if ref - headline(task, acc) > MAX_DROP_POINTS:
             best, acc, excluded, why = _exclude(pre, work, bundle, calib, method, score, ref, (best, acc))
         shutil.copyfile(best, bundle.path_of("int8"))
-        # the same calibration, method and float nodes with uint8 activations, for onnxruntime on CPU
-        quantize(pre, bundle.path_of("int8_cpu"), bundle, calib, method, excluded, activations="uint8")
+        # the same calibration, method and float nodes with uint8 activations, for onnxruntime on CPU,
+        # and the convolutions over the colour planes in float (faster there: see the module docstring)
+        speed = [n for n in image_convs(pre) if n not in excluded]
+        quantize(pre, bundle.path_of("int8_cpu"), bundle, calib, method, excluded + speed, activations="uint8")
         tick()
         cpu_acc = score()  # ort on CPU now runs model.int8.cpu.onnx
     return {"method": method, "frames": n, "sha256": sha, "folders": list(calib.folders),
@@ -148,6 +173,9 @@ def select_int8(bundle: Bundle, calib: Frames, fp32: dict[str, Any], score: Scor
             "format": "QDQ int8 symmetric, per-channel weights",
             "cpu_variant": {"file": bundle.path_of("int8_cpu").name, "accuracy": cpu_acc,
                             "format": "QDQ uint8 asymmetric activations, int8 symmetric per-channel weights (U8S8)",
+                            "speed_float_nodes": speed,
+                            "speed_why": "convolutions over the image's colour planes run slower in U8S8 than in "
+                                         "float on onnxruntime's CPU kernels; kept in float in this file only",
                             "why": "onnxruntime's CPU kernels run the signed symmetric graph slower than FP32; "
                                    "U8S8 is their fast path. ort on CPU runs it; TensorRT and OpenVINO run int8"}}
 
