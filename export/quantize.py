@@ -12,9 +12,9 @@ kernels are fast on (its own accuracy is recorded as ``calibration.cpu_variant``
 It also keeps in float, for speed, the convolutions that read the image input
 itself (:func:`image_convs`): a convolution over 3 colour channels cannot use
 the int8 kernels' channel packing, and in U8S8 it ran slower than in float on
-the shipped detector (its stem: 893 against 432 us, one thread,
-``benchmarks/results/int8_ops_det.json``), and the float image needs no
-QuantizeLinear pass. ``cpu_variant.speed_float_nodes`` records them.
+the shipped detector (its stem: 893 us as QLinearConv, 432 us as a float Conv
+in the FP32 graph, one thread: ``benchmarks/results/int8_ops_det.json`` at
+commit 004e8b5), and the float image needs no QuantizeLinear pass. ``cpu_variant.speed_float_nodes`` records them.
 
 Calibration frames are the ``--calib`` datagen frames fed through the runtime's
 preprocessing (:class:`~edgepilot.export.frames.InputFeeder`), so calibration

@@ -10,12 +10,13 @@ is scaled, ``x * a + b``, straight into its output plane, all contiguous passes
 (NHWC: ``x * a + b`` over the interleaved pixels, then a reordering copy). A
 letterbox's padding is the same for every frame, so it is written into each
 output buffer once, when a source size is first seen, and frames write only
-the image region; a frame already at the model's size is not copied into a
-canvas first. The tensors are bit-identical to the plain algorithm's
+the image region (uint8 inputs too); a frame already at the model's size is
+not copied first. The tensors are bit-identical to the plain algorithm's
 (``tests/runtime/test_preprocess.py``). On a 360x640 frame into the
-YOLOv8n-class 384x640 input this step went from 0.88 to about 0.17 ms on one
-core here, against per-channel strided passes over a full padded canvas
-(``benchmarks/profile_cpu.py`` measures it as ``preprocess``).
+YOLOv8n-class 384x640 input this step went from 0.66 to 0.26 ms on one core
+here, against per-channel strided passes over a full padded canvas
+(``benchmarks/profile_cpu.py``, ``host_steps_ms.yolov8n.preprocess`` in
+``benchmarks/results/cpu_profile.json``, before and after).
 """
 
 from __future__ import annotations
@@ -113,25 +114,9 @@ class Preprocessor:
             self._transform = Transform(r, r, float(px), float(py))
             self._inner = (nh, nw, py, px)
             self._scratch = np.empty((nh, nw, 3), np.uint8)
-            self.canvas.fill(self.pad_value)
-            if self.dtype != np.uint8:
-                for out in self._outs:  # the padding, once per output buffer: frames write the rest
-                    self._fill_padding(out)
+            for out in self._outs:  # the padding, once per output buffer: frames write the rest
+                self._fill_padding(out)
         self._src_hw = (src_h, src_w)
-
-    def resize(self, image: np.ndarray) -> np.ndarray:
-        """Resized (and letterboxed) uint8 HxWx3 BGR view into the reused canvas."""
-        src_h, src_w = image.shape[:2]
-        if self._src_hw != (src_h, src_w):
-            self._plan(src_h, src_w)
-        if not self.letterbox:
-            if (src_h, src_w) == (self.h, self.w):
-                return image
-            return cv2.resize(image, (self.w, self.h), dst=self.canvas, interpolation=cv2.INTER_LINEAR)
-        nh, nw, py, px = self._inner
-        cv2.resize(image, (nw, nh), dst=self._scratch, interpolation=cv2.INTER_LINEAR)
-        self.canvas[py : py + nh, px : px + nw] = self._scratch
-        return self.canvas
 
     def _resize_inner(self, image: np.ndarray) -> np.ndarray:
         """The image region of the model input, uint8 BGR (the frame itself when no resize is needed)."""
@@ -149,6 +134,11 @@ class Preprocessor:
         nh, nw, py, px = self._inner
         return out[0, :, py:py + nh, px:px + nw] if self.layout == "NCHW" else out[0, py:py + nh, px:px + nw]
 
+    def _model_order(self, image: np.ndarray) -> np.ndarray:
+        """``image``'s channels in the model's order and layout: a view, no copy."""
+        chans = image[:, :, ::-1] if self.order == (2, 1, 0) else image
+        return chans.transpose(2, 0, 1) if self.layout == "NCHW" else chans
+
     def _planes(self, hw: tuple[int, int]) -> list[np.ndarray]:
         """Three reused uint8 planes of size ``hw`` for cv2.split to write into."""
         if not self._split or self._split[0].shape != hw:
@@ -161,37 +151,35 @@ class Preprocessor:
         return self._float
 
     def _fill_padding(self, out: np.ndarray) -> None:
-        """Every pixel of ``out`` at the pad colour, normalised (frames then write only the image region)."""
+        """Every pixel of ``out`` at the pad colour, normalised for a float input (frames then write only
+        the image region)."""
         for k in range(3):
-            value = np.float32(self.pad_value) * self.a[k] + self.b[k]  # as a pixel of that value would be
+            value = self.pad_value if self.dtype == np.uint8 else np.float32(self.pad_value) * self.a[k] + self.b[k]
             (out[0, k] if self.layout == "NCHW" else out[0, :, :, k]).fill(value)
 
-    def _normalise_into(self, out: np.ndarray, image: np.ndarray) -> None:
-        """``image`` (uint8 BGR, the image region's size) into ``out``'s image region as float.
+    def _normalise_into(self, region: np.ndarray, image: np.ndarray) -> None:
+        """``image`` (uint8 BGR, the region's size) into the output ``region`` as float.
 
         NCHW: split into uint8 planes, then ``x * a + b`` from each plane straight into its output
         plane (contiguous passes). NHWC: with one a and b for every channel, ``x * a + b`` over the
         interleaved pixels then a reordering copy; else a cast-and-reorder copy, then per channel."""
-        region = self._region(out)
-        if self.layout == "NCHW":  # one uint8 plane per channel (cv2.split), then a contiguous x * a + b per plane
+        if self.layout == "NCHW":
             planes = cv2.split(np.ascontiguousarray(image), self._planes(image.shape[:2]))
             for k, src in enumerate(self.order):
                 np.multiply(planes[src], self.a[k], out=region[k], casting="unsafe")
                 if self.b[k] != 0:
                     region[k] += self.b[k]
             return
-        if self._uniform:  # NHWC: scale (and shift) the interleaved pixels contiguously, then reorder
+        if self._uniform:
             values = self._scratch_float(image.shape[:2])
             np.multiply(image, self.a[0], out=values, casting="unsafe")
             if self.b[0] != 0:
                 np.add(values, self.b[0], out=values)
-            image = values
-        chans = image[:, :, ::-1] if self.order == (2, 1, 0) else image  # a view, no copy
-        np.copyto(region, chans.transpose(2, 0, 1) if self.layout == "NCHW" else chans, casting="unsafe")
-        if self._uniform:
+            np.copyto(region, self._model_order(values))
             return
+        np.copyto(region, self._model_order(image), casting="unsafe")
         for k in range(3):
-            plane = region[k] if self.layout == "NCHW" else region[:, :, k]
+            plane = region[:, :, k]
             np.multiply(plane, self.a[k], out=plane)
             plane += self.b[k]
 
@@ -200,12 +188,9 @@ class Preprocessor:
             raise BundleError(f"expected an HxWx3 uint8 BGR image, got {image.dtype} {image.shape}")
         self.out = self._outs[self._next]
         self._next = (self._next + 1) % len(self._outs)
+        inner, region = self._resize_inner(image), self._region(self.out)
         if self.dtype == np.uint8:
-            self._copy_uint8(self.resize(image))
-            return self.out, self._transform
-        self._normalise_into(self.out, self._resize_inner(image))
+            np.copyto(region, self._model_order(inner))  # pixels pass through
+        else:
+            self._normalise_into(region, inner)
         return self.out, self._transform
-
-    def _copy_uint8(self, resized: np.ndarray) -> None:
-        chans = resized[:, :, ::-1] if self.order == (2, 1, 0) else resized  # a view, no copy
-        np.copyto(self.out[0], chans.transpose(2, 0, 1) if self.layout == "NCHW" else chans)

@@ -88,10 +88,15 @@ class HostProcessor:
         frame.timeline.stamp(PREPROCESS)
         return Prepared(frame, tensor, transform)
 
+    def infer(self, prepared: Prepared) -> dict[str, np.ndarray]:
+        """The engine's outputs for a prepared frame (a processor that starts the run in ``prepare``
+        overrides this to wait for it)."""
+        return self.engine.infer({self.spec.name: prepared.tensor})
+
     def complete(self, prepared: Prepared) -> Output:
         frame = prepared.frame
         frame.timeline.stamp(HANDOFF)
-        outputs = self.engine.infer({self.spec.name: prepared.tensor})
+        outputs = self.infer(prepared)
         frame.timeline.stamp(INFER)
         assert prepared.transform is not None  # prepare always sets it
         result = self.decode(outputs, prepared.transform, frame.image.shape[:2])

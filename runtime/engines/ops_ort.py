@@ -16,10 +16,12 @@ Options (``OrtEngine.OPTIONS``):
   cores shared among them, so consecutive frames of a file overlap in the
   threaded loop, as OpenVINO's throughput hint does). One session serves every
   run (onnxruntime's ``Run`` is thread-safe). It pays because one run cannot
-  keep two cores busy: on the YOLOv8n-class detector here two 1-thread runs at
-  once gave 1.15x (fp32) and 1.21x (int8) the frames/s of one 2-thread run
-  back to back (``benchmarks/results/cpu_compare.json``, the ort
-  ``throughput+overlap`` rows). ``edgepilot run`` on a file uses it; on CUDA
+  keep two cores busy: on the YOLOv8n-class detector here two 1-thread runs in
+  flight gave 1.10x (fp32) and 1.29x (int8) the frames/s of one 2-thread run
+  back to back (``benchmarks/results/cpu_compare.json``: the ort
+  ``throughput+overlap`` rows' ``engine_async_fps`` over 1000 / the ``default``
+  rows' ``engine_round_p50s_ms``, paired per round; 1.53x and 1.25x in
+  ``cpu_compare_repeat.json``). ``edgepilot run`` on a file uses it; on CUDA
   and TensorRT providers the device serialises the runs, so it is one stream there.
 - ``streams``: runs in flight with ``hint=throughput`` (1 to 4 x the cores).
 
@@ -62,7 +64,7 @@ from edgepilot.runtime.bundle import Bundle
 from edgepilot.runtime.engines.base import Engine, check_feeds
 from edgepilot.runtime.engines.options import Option, max_threads, threads_option
 from edgepilot.runtime.errors import BundleError, DeviceError, EngineError, require
-from edgepilot.runtime.frame import HANDOFF, INFER, POSTPROCESS, PREPROCESS, Frame, Output
+from edgepilot.runtime.frame import PREPROCESS, Frame
 from edgepilot.runtime.processor import PIPELINE_BUFFERS, HostProcessor, Prepared, Processor
 
 PROVIDERS = {
@@ -282,20 +284,13 @@ class OrtOverlapProcessor(HostProcessor):
 
     def __init__(self, engine: OrtEngine) -> None:
         super().__init__(engine.bundle, engine, engine.hw)
-        self._pool, self._infer = engine.pool(), engine.infer
+        self._pool = engine.pool()
 
     def prepare(self, frame: Frame) -> Prepared:
         tensor, transform = self.pre(frame.image)
-        future = self._pool.submit(self._infer, {self.spec.name: tensor})
+        future = self._pool.submit(self.engine.infer, {self.spec.name: tensor})
         frame.timeline.stamp(PREPROCESS)  # with overlap this stamps the enqueueing; infer includes the wait
         return Prepared(frame, future, transform)
 
-    def complete(self, prepared: Prepared) -> Output:
-        frame = prepared.frame
-        frame.timeline.stamp(HANDOFF)
-        outputs = prepared.tensor.result()
-        frame.timeline.stamp(INFER)
-        assert prepared.transform is not None  # prepare always sets it
-        result = self.decode(outputs, prepared.transform, frame.image.shape[:2])
-        frame.timeline.stamp(POSTPROCESS)
-        return result
+    def infer(self, prepared: Prepared) -> dict[str, np.ndarray]:
+        return prepared.tensor.result()  # type: ignore[no-any-return]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -475,19 +476,24 @@ def test_throughput_is_measured_where_requests_overlap(bundles: dict[str, Path])
     assert load_engine(bundles["seg"], "ort").throughput_fps(ov.sample_inputs(), 6) is None
 
 
+@pytest.mark.parametrize("backend", ["openvino", "ort"])
 def test_run_processes_a_file_for_throughput_and_a_live_source_for_latency(bundles: dict[str, Path],
-                                                                           tmp_path: Path) -> None:
+                                                                           tmp_path: Path, backend: str) -> None:
     from edgepilot import cli
     from edgepilot.runtime.synthetic import write_pattern_clip
 
     clip = write_pattern_clip(tmp_path / "clip.avi", 6, (96, 128))
-    hints = []
+    hints, streams = [], []
     for source, extra in ((str(clip), []), (str(clip), ["--realtime"]), ("synthetic:64x48@200:4", [])):
         report = tmp_path / "r.json"
-        assert cli.main(["run", source, "--model", str(bundles["seg"]), "--backend", "openvino", "--no-progress",
+        assert cli.main(["run", source, "--model", str(bundles["seg"]), "--backend", backend, "--no-progress",
                          "--report", str(report), *extra]) == 0
-        hints.append(json.loads(report.read_text())["engine"]["hint"])
+        engine = json.loads(report.read_text())["engine"]
+        hints.append(engine["hint"])
+        streams.append(engine["streams"])
     assert hints == ["throughput", "latency", "latency"]
+    if backend == "ort":  # one run per core (at most 4) in flight on a file, one at a time otherwise
+        assert streams == [min(len(os.sched_getaffinity(0)), 4), 1, 1]
 
 
 def test_int8_float_option_sets_the_precision_of_the_float_ops(int8_bundle: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from pathlib import Path
@@ -96,19 +95,3 @@ def test_throughput_is_measured_only_where_runs_overlap(bundles: dict[str, Path]
     fps = eng.throughput_fps(eng.sample_inputs(), 6)
     assert fps is not None and fps > 0
     assert load_engine(bundles["seg"], "ort").throughput_fps(eng.sample_inputs(), 6) is None
-
-
-def test_run_on_a_file_uses_the_throughput_hint_and_a_live_source_latency(bundles: dict[str, Path],
-                                                                          tmp_path: Path) -> None:
-    from edgepilot import cli
-    from edgepilot.runtime.synthetic import write_pattern_clip
-
-    clip = write_pattern_clip(tmp_path / "clip.avi", 6, (96, 128))
-    seen = []
-    for source, extra in ((str(clip), []), (str(clip), ["--realtime"]), ("synthetic:64x48@200:4", [])):
-        report = tmp_path / "r.json"
-        assert cli.main(["run", source, "--model", str(bundles["seg"]), "--backend", "ort", "--no-progress",
-                         "--report", str(report), *extra]) == 0
-        engine = json.loads(report.read_text())["engine"]
-        seen.append((engine["hint"], engine["streams"]))
-    assert seen == [("throughput", min(CORES, 4)), ("latency", 1), ("latency", 1)]

@@ -66,8 +66,9 @@ def test_rejects_non_bgr_images() -> None:
         pre(np.zeros((4, 4), np.uint8))
 
 
-def _reference(image: np.ndarray, cfg: dict, h: int, w: int) -> np.ndarray:
-    """The plain algorithm: resize (letterbox onto a padded canvas), then x * scale - mean) / std per channel."""
+def _reference(image: np.ndarray, cfg: dict, h: int, w: int, dtype: str = "float32") -> np.ndarray:
+    """The plain algorithm: resize (letterbox onto a padded canvas), then (x * scale - mean) / std per channel
+    (a uint8 input: the pixels as they are)."""
     src_h, src_w = image.shape[:2]
     if cfg["resize"] == "letterbox":
         r = min(h / src_h, w / src_w)
@@ -78,6 +79,8 @@ def _reference(image: np.ndarray, cfg: dict, h: int, w: int) -> np.ndarray:
     else:
         canvas = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
     order = (2, 1, 0) if cfg["color"] == "RGB" else (0, 1, 2)
+    if dtype == "uint8":
+        return np.stack([canvas[:, :, order[k]] for k in range(3)], 0 if cfg["layout"] == "NCHW" else -1)[None]
     std = np.asarray(cfg["std"], np.float32)
     a, b = np.float32(cfg["scale"]) / std, -np.asarray(cfg["mean"], np.float32) / std
     chans = [canvas[:, :, order[k]] * a[k] + b[k] for k in range(3)]
@@ -93,14 +96,15 @@ NORMS = {"imagenet": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),  # per chan
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 @pytest.mark.parametrize("color", ["RGB", "BGR"])
 @pytest.mark.parametrize("resize", ["letterbox", "stretch"])
-@pytest.mark.parametrize("norm", list(NORMS))
-def test_float_input_is_bit_identical_to_the_plain_algorithm(layout: str, color: str, resize: str, norm: str) -> None:
+@pytest.mark.parametrize("norm", [*NORMS, "uint8"])
+def test_input_is_bit_identical_to_the_plain_algorithm(layout: str, color: str, resize: str, norm: str) -> None:
     h, w = 96, 160
-    mean, std = NORMS[norm]
+    dtype = "uint8" if norm == "uint8" else "float32"
+    mean, std = NORMS.get(norm, NORMS["scale-only"])
     cfg = {"layout": layout, "color": color, "resize": resize, "scale": 1 / 255, "pad_value": 114,
            "mean": mean, "std": std}
     shape = (1, 3, h, w) if layout == "NCHW" else (1, h, w, 3)
-    pre = Preprocessor(TensorSpec("x", shape), cfg, buffers=3)
+    pre = Preprocessor(TensorSpec("x", shape, dtype), cfg, buffers=3)
     rng = np.random.default_rng(0)
     # frames at the model's width (letterbox: no resize, only padding), larger, then the first size
     # again: the padding written once per buffer must survive buffer rotation and a size change
@@ -108,4 +112,6 @@ def test_float_input_is_bit_identical_to_the_plain_algorithm(layout: str, color:
     for src_h, src_w in sizes:
         image = rng.integers(0, 256, (src_h, src_w, 3), dtype=np.uint8)
         got, _ = pre(image)
-        np.testing.assert_array_equal(got, _reference(image, cfg, h, w))
+        want = _reference(image, cfg, h, w, dtype)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
