@@ -13,12 +13,14 @@ Models (nothing downloaded):
   ``models/det`` (copied, so no engine cache of theirs is touched), with their
   own INT8 files.
 
-INT8 graphs of the first two come from onnxruntime's ``quant_pre_process`` and
-``quantize_static`` (QDQ format, per-channel symmetric int8 weights, MinMax) on
+INT8 graphs of the first two come from the export's own quantiser
+(``export.quantize.quantize_tensors``: onnxruntime's ``quant_pre_process``, then
+``quantize_static``, QDQ format, per-channel symmetric int8 weights, MinMax) on
 frames of the generated clip preprocessed like the loop does, in the two layouts
 ``edgepilot export --int8`` writes: ``model.int8.onnx`` (symmetric int8
 activations; openvino runs it) and ``model.int8.cpu.onnx`` (uint8 asymmetric
-activations; ort's CPU provider runs it). FP16: ort runs its
+activations, the convolutions over the image's colour planes in float; ort's CPU
+provider runs it). FP16: ort runs its
 converted ``model.fp16.onnx``; openvino its FP16-compressed IR in the CPU's 16-bit
 arithmetic (bf16 on a CPU with BF16 and no FP16, see
 ``runtime/engines/ops_openvino.py``).
@@ -40,7 +42,11 @@ interleaved rounds (so machine drift hits every row alike):
   just after it, and takes the median over rounds: this shared machine drifts
   by up to 1.5x within a minute (``engine_round_p50s_ms``), so an engine timed
   seconds earlier is not the same engine. ``loop_over_engine`` is the unpaired
-  median loop FPS over the engine-only FPS of all rounds. Engine-vs-engine
+  median loop FPS over the engine-only FPS of all rounds. ``host_cpu_ms_per_frame``:
+  the process CPU per loop frame minus the engine-only CPU per call around it
+  (median over rounds): what capture decoding, pre/post-processing and the stage
+  threads cost on the cores the engine also uses, which is why a loop whose
+  engine already keeps both cores busy cannot reach the engine's FPS. Engine-vs-engine
   ratios in ``targets`` are paired the same way (the two rows' p50s in the same
   round, median over rounds); ``*_of_medians`` keeps the unpaired ratio.
 
@@ -72,6 +78,7 @@ import json
 import math
 import os
 import platform
+import resource
 import shutil
 import tempfile
 import time
@@ -225,44 +232,40 @@ def yolo_bundle(folder: Path) -> tuple[Path, dict[str, Any]]:
 
 
 def add_int8(folder: Path, frames: list[np.ndarray]) -> float:
-    """Write the bundle's two INT8 graphs from one calibration on ``frames``, as ``edgepilot export --int8``
-    does (``export.quantize``): ``model.int8.onnx`` (QDQ, symmetric int8 activations and weights,
-    per-channel weights: what TensorRT and OpenVINO run) and ``model.int8.cpu.onnx`` (uint8 asymmetric
-    activations, U8S8: what ort's CPU provider runs). Both after ``quant_pre_process``, MinMax; seconds taken."""
-    import contextlib
-    import io
+    """Write the bundle's two INT8 graphs from one calibration on ``frames`` with ``edgepilot export
+    --int8``'s own quantiser (``export.quantize.quantize_tensors``, after ``quant_pre_process``):
+    ``model.int8.onnx`` (QDQ, symmetric int8 activations and weights, per-channel weights: what
+    TensorRT and OpenVINO run) and ``model.int8.cpu.onnx`` (uint8 asymmetric activations, U8S8: what
+    ort's CPU provider runs, with the convolutions over the image's colour planes in float,
+    ``export.quantize.image_convs``, as the export keeps them). MinMax: the export picks the method by
+    accuracy on labelled frames, and these models have random weights. Seconds taken."""
     import logging
 
     from onnxruntime import quantization as q
 
+    from edgepilot.export.quantize import image_convs, quantize_tensors
     from edgepilot.runtime.bundle import load_bundle
     from edgepilot.runtime.preprocess import Preprocessor
 
     bundle = load_bundle(folder)
     pre = Preprocessor(bundle.inputs[0], bundle.preprocess)
-    name = bundle.inputs[0].name
     tensors = [pre(f)[0].copy() for f in frames]
-
-    class Reader(q.CalibrationDataReader):  # type: ignore[misc]
-        def __init__(self) -> None:
-            self.items = iter(tensors)
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            x = next(self.items, None)
-            return None if x is None else {name: x}
-
     t0 = time.perf_counter()
     prepped = folder / "model.pre.onnx"
     logging.getLogger().setLevel(logging.ERROR)  # quant_pre_process logs its shape-inference steps
-    with contextlib.redirect_stdout(io.StringIO()):
-        q.quant_pre_process(str(bundle.file("fp32")), str(prepped))
-        for key, act, symmetric in (("int8", q.QuantType.QInt8, True), ("int8_cpu", q.QuantType.QUInt8, False)):
-            q.quantize_static(str(prepped), str(bundle.path_of(key)), Reader(),
-                              quant_format=q.QuantFormat.QDQ, per_channel=True, activation_type=act,
-                              weight_type=q.QuantType.QInt8, calibrate_method=q.CalibrationMethod.MinMax,
-                              extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True})
+    q.quant_pre_process(str(bundle.file("fp32")), str(prepped))
+    name = bundle.inputs[0].name
+    quantize_tensors(prepped, bundle.path_of("int8"), name, tensors, "MinMax", [], activations="int8")
+    quantize_tensors(prepped, bundle.path_of("int8_cpu"), name, tensors, "MinMax", image_convs(prepped),
+                     activations="uint8")
     prepped.unlink()
     return time.perf_counter() - t0
+
+
+def process_cpu_s() -> float:
+    """User + system CPU seconds of this process so far (every thread: engine, loop stages, decoding)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def summary(samples: list[float]) -> dict[str, float]:
@@ -314,27 +317,34 @@ class Row:
             if i >= 2:  # the first calls compile a frame-size model (openvino, in-graph) or warm caches
                 self.processor_ms.append((time.perf_counter() - t0) * 1e3)
 
-    def bracket_fps(self, iters: int) -> float:
-        """Engine-only FPS now (a short measurement taken just before and just after each loop)."""
+    def bracket_fps(self, iters: int) -> tuple[float, float]:
+        """Engine-only (FPS, process CPU ms per call) now: a short measurement taken just before and
+        just after each loop."""
         from edgepilot.runtime.bench.measure import time_engine
 
+        c0 = process_cpu_s()
         fps = self.engine.throughput_fps(self.engine.sample_inputs(), iters)
         if fps is not None:
-            return float(fps)
+            return float(fps), (process_cpu_s() - c0) / iters * 1e3
+        c0 = process_cpu_s()
         t = time_engine(self.engine, iters=iters, repeats=1, warmup=1)
-        return 1e3 / float(np.median(t.samples_ms))
+        return 1e3 / float(np.median(t.samples_ms)), (process_cpu_s() - c0) / (iters + 1) * 1e3
 
     def run_loop(self, clip: Path, bracket_iters: int) -> None:
         from edgepilot.runtime.pipeline import run_loop
         from edgepilot.runtime.sources import open_source
 
-        before = self.bracket_fps(bracket_iters)
+        before, cpu_before = self.bracket_fps(bracket_iters)
+        c0 = process_cpu_s()
         report, error = run_loop(open_source(str(clip)), self.processor, engine_info=self.engine.describe())
+        loop_cpu = (process_cpu_s() - c0) / max(report.frames, 1) * 1e3
         if error is not None:
             raise error
-        around = (before + self.bracket_fps(bracket_iters)) / 2
+        after, cpu_after = self.bracket_fps(bracket_iters)
+        around = (before + after) / 2
         self.loops.append({"fps": report.fps, "frames": report.frames, "engine_fps_around": around,
                            "over_engine_around": report.fps / around,
+                           "cpu_ms_per_frame": loop_cpu, "engine_cpu_ms_per_call_around": (cpu_before + cpu_after) / 2,
                            "capture_to_result_p50_ms": report.capture_to_result_ms["p50"],
                            "infer_stage_p50_ms": report.stages_ms["infer"]["p50"]})
 
@@ -352,6 +362,10 @@ class Row:
                 "engine_fps": self.engine_fps(), "engine_async_fps": self.async_fps or None,
                 "loop_over_engine": float(np.median(fps)) / self.engine_fps(),
                 "loop_over_engine_paired": float(np.median([lp["over_engine_around"] for lp in self.loops])),
+                # the loop's CPU per frame over the engine-only CPU per call (paired per loop): what
+                # decoding, pre/post-processing and the stage threads add on the same cores
+                "host_cpu_ms_per_frame": float(np.median([lp["cpu_ms_per_frame"] - lp["engine_cpu_ms_per_call_around"]
+                                                          for lp in self.loops])),
                 "loop": self.loops, "load_s": self.load_s,
                 "describe": {k: v for k, v in info.items() if k not in ("cache", "fingerprint")}}
 
@@ -471,6 +485,10 @@ class PeerRow:
                 "engine_fps": 1e3 / eng["p50_ms"],
                 "loop_fps_runs": fps, "loop_over_engine": float(np.median(fps)) * eng["p50_ms"] / 1e3,
                 "loop_over_engine_paired": float(np.median([lp["over_engine_around"] for lp in self.loops])),
+                # the loop's CPU per frame over the engine-only CPU per call (paired per loop): what
+                # decoding, pre/post-processing and the stage threads add on the same cores
+                "host_cpu_ms_per_frame": float(np.median([lp["cpu_ms_per_frame"] - lp["engine_cpu_ms_per_call_around"]
+                                                          for lp in self.loops])),
                 "loop": self.loops, "load_s": self.load_s,
                 "describe": {"compile": 'core.compile_model(onnx, "CPU", {"PERFORMANCE_HINT": "LATENCY"})',
                              "inference_precision": self.precision,
@@ -649,8 +667,9 @@ def main() -> None:
                   "int8": "yolov8n and tiny-seg: onnxruntime.quantization (quant_pre_process, then quantize_static: "
                           "QDQ, per-channel symmetric int8 weights, MinMax on 16 noisy clip frames) into "
                           "model.int8.onnx (symmetric int8 activations: openvino runs it) and model.int8.cpu.onnx "
-                          "(uint8 asymmetric activations: ort's CPU provider runs it), as edgepilot export --int8 "
-                          "writes them; seg and det: their shipped INT8 graphs",
+                          "(uint8 asymmetric activations, the convolutions over the colour planes in float: ort's CPU "
+                          "provider runs it), with edgepilot export --int8's quantiser "
+                          "(export.quantize.quantize_tensors); seg and det: their shipped INT8 graphs",
                   "quantize_s": quant_s,
                   "variants": {"default": "the backend's defaults, threads pinned; openvino: hint=latency, host "
                                           "preprocessing, one request at a time",

@@ -49,20 +49,24 @@ MAX_DROP_POINTS = 1.0  # mIoU or AP50 points INT8 may lose against FP32 before n
 Score = Callable[[], dict[str, Any]]  # accuracy of the bundle's current model.int8.onnx
 
 
-def _reader(bundle: Bundle, fr: Frames) -> Any:
-    q: Any = require("onnxruntime.quantization", "onnx", "INT8 calibration")
+def calibration_tensors(bundle: Bundle, fr: Frames) -> tuple[str, list[np.ndarray]]:
+    """(input name, the frames of ``fr`` preprocessed as the runtime does), for :func:`quantize_tensors`."""
     feed = InputFeeder(bundle)
-    tensors = [feed(s.image)[0] for s in fr.samples()]
+    return feed.name, [feed(s.image)[0] for s in fr.samples()]
+
+
+def _reader(name: str, tensors: list[np.ndarray]) -> Any:
+    q: Any = require("onnxruntime.quantization", "onnx", "INT8 calibration")
 
     class FrameReader(q.CalibrationDataReader):  # type: ignore[misc]
-        """The calibration frames, preprocessed once, fed one at a time."""
+        """The calibration tensors, fed one at a time."""
 
         def __init__(self) -> None:
             self._it = iter(tensors)
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             x = next(self._it, None)
-            return None if x is None else {feed.name: x}
+            return None if x is None else {name: x}
 
         def rewind(self) -> None:
             self._it = iter(tensors)
@@ -72,15 +76,22 @@ def _reader(bundle: Bundle, fr: Frames) -> Any:
 
 def quantize(pre: Path, dst: Path, bundle: Bundle, calib: Frames, method: str, exclude: list[str],
              activations: str = "int8") -> Path:
-    """Q/DQ INT8 graph of the pre-processed FP32 graph ``pre``, calibrated by ``method``, to ``dst``.
+    """Q/DQ INT8 graph of the pre-processed FP32 graph ``pre``, calibrated by ``method`` on the frames
+    ``calib`` (through the bundle's preprocessing), to ``dst``: :func:`quantize_tensors`."""
+    return quantize_tensors(pre, dst, *calibration_tensors(bundle, calib), method, exclude, activations)
+
+
+def quantize_tensors(pre: Path, dst: Path, name: str, tensors: list[np.ndarray], method: str,
+                     exclude: list[str], activations: str = "int8") -> Path:
+    """Q/DQ INT8 graph of ``pre`` calibrated on ready input ``tensors`` of input ``name``.
 
     ``activations``: ``int8`` (symmetric, zero-point 0: TensorRT's and OpenVINO's layout) or ``uint8``
     (asymmetric: what onnxruntime's CPU kernels run fastest, U8S8); weights are symmetric per-channel
-    int8 either way."""
+    int8 either way. ``exclude``: node names kept in float."""
     q: Any = require("onnxruntime.quantization", "onnx", "INT8 quantisation")
     signed = activations == "int8"
     with contextlib.redirect_stdout(io.StringIO()):  # the calibrators print their progress
-        q.quantize_static(str(pre), str(dst), _reader(bundle, calib), quant_format=q.QuantFormat.QDQ,
+        q.quantize_static(str(pre), str(dst), _reader(name, tensors), quant_format=q.QuantFormat.QDQ,
                           activation_type=q.QuantType.QInt8 if signed else q.QuantType.QUInt8,
                           weight_type=q.QuantType.QInt8, per_channel=True,
                           calibrate_method=getattr(q.CalibrationMethod, method), nodes_to_exclude=exclude or None,
