@@ -42,11 +42,7 @@ interleaved rounds (so machine drift hits every row alike):
   just after it, and takes the median over rounds: this shared machine drifts
   by up to 1.5x within a minute (``engine_round_p50s_ms``), so an engine timed
   seconds earlier is not the same engine. ``loop_over_engine`` is the unpaired
-  median loop FPS over the engine-only FPS of all rounds. ``host_cpu_ms_per_frame``:
-  the process CPU per loop frame minus the engine-only CPU per call around it
-  (median over rounds): what capture decoding, pre/post-processing and the stage
-  threads cost on the cores the engine also uses, which is why a loop whose
-  engine already keeps both cores busy cannot reach the engine's FPS. Engine-vs-engine
+  median loop FPS over the engine-only FPS of all rounds. Engine-vs-engine
   ratios in ``targets`` are paired the same way (the two rows' p50s in the same
   round, median over rounds); ``*_of_medians`` keeps the unpaired ratio.
 
@@ -78,7 +74,6 @@ import json
 import math
 import os
 import platform
-import resource
 import shutil
 import tempfile
 import time
@@ -262,12 +257,6 @@ def add_int8(folder: Path, frames: list[np.ndarray]) -> float:
     return time.perf_counter() - t0
 
 
-def process_cpu_s() -> float:
-    """User + system CPU seconds of this process so far (every thread: engine, loop stages, decoding)."""
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
 def summary(samples: list[float]) -> dict[str, float]:
     x = np.asarray(samples)
     return {"p50_ms": float(np.percentile(x, 50)), "p99_ms": float(np.percentile(x, 99)),
@@ -317,34 +306,27 @@ class Row:
             if i >= 2:  # the first calls compile a frame-size model (openvino, in-graph) or warm caches
                 self.processor_ms.append((time.perf_counter() - t0) * 1e3)
 
-    def bracket_fps(self, iters: int) -> tuple[float, float]:
-        """Engine-only (FPS, process CPU ms per call) now: a short measurement taken just before and
-        just after each loop."""
+    def bracket_fps(self, iters: int) -> float:
+        """Engine-only FPS now (a short measurement taken just before and just after each loop)."""
         from edgepilot.runtime.bench.measure import time_engine
 
-        c0 = process_cpu_s()
         fps = self.engine.throughput_fps(self.engine.sample_inputs(), iters)
         if fps is not None:
-            return float(fps), (process_cpu_s() - c0) / iters * 1e3
-        c0 = process_cpu_s()
+            return float(fps)
         t = time_engine(self.engine, iters=iters, repeats=1, warmup=1)
-        return 1e3 / float(np.median(t.samples_ms)), (process_cpu_s() - c0) / (iters + 1) * 1e3
+        return 1e3 / float(np.median(t.samples_ms))
 
     def run_loop(self, clip: Path, bracket_iters: int) -> None:
         from edgepilot.runtime.pipeline import run_loop
         from edgepilot.runtime.sources import open_source
 
-        before, cpu_before = self.bracket_fps(bracket_iters)
-        c0 = process_cpu_s()
+        before = self.bracket_fps(bracket_iters)
         report, error = run_loop(open_source(str(clip)), self.processor, engine_info=self.engine.describe())
-        loop_cpu = (process_cpu_s() - c0) / max(report.frames, 1) * 1e3
         if error is not None:
             raise error
-        after, cpu_after = self.bracket_fps(bracket_iters)
-        around = (before + after) / 2
+        around = (before + self.bracket_fps(bracket_iters)) / 2
         self.loops.append({"fps": report.fps, "frames": report.frames, "engine_fps_around": around,
                            "over_engine_around": report.fps / around,
-                           "cpu_ms_per_frame": loop_cpu, "engine_cpu_ms_per_call_around": (cpu_before + cpu_after) / 2,
                            "capture_to_result_p50_ms": report.capture_to_result_ms["p50"],
                            "infer_stage_p50_ms": report.stages_ms["infer"]["p50"]})
 
@@ -362,10 +344,6 @@ class Row:
                 "engine_fps": self.engine_fps(), "engine_async_fps": self.async_fps or None,
                 "loop_over_engine": float(np.median(fps)) / self.engine_fps(),
                 "loop_over_engine_paired": float(np.median([lp["over_engine_around"] for lp in self.loops])),
-                # the loop's CPU per frame over the engine-only CPU per call (paired per loop): what
-                # decoding, pre/post-processing and the stage threads add on the same cores
-                "host_cpu_ms_per_frame": float(np.median([lp["cpu_ms_per_frame"] - lp["engine_cpu_ms_per_call_around"]
-                                                          for lp in self.loops])),
                 "loop": self.loops, "load_s": self.load_s,
                 "describe": {k: v for k, v in info.items() if k not in ("cache", "fingerprint")}}
 
@@ -485,10 +463,6 @@ class PeerRow:
                 "engine_fps": 1e3 / eng["p50_ms"],
                 "loop_fps_runs": fps, "loop_over_engine": float(np.median(fps)) * eng["p50_ms"] / 1e3,
                 "loop_over_engine_paired": float(np.median([lp["over_engine_around"] for lp in self.loops])),
-                # the loop's CPU per frame over the engine-only CPU per call (paired per loop): what
-                # decoding, pre/post-processing and the stage threads add on the same cores
-                "host_cpu_ms_per_frame": float(np.median([lp["cpu_ms_per_frame"] - lp["engine_cpu_ms_per_call_around"]
-                                                          for lp in self.loops])),
                 "loop": self.loops, "load_s": self.load_s,
                 "describe": {"compile": 'core.compile_model(onnx, "CPU", {"PERFORMANCE_HINT": "LATENCY"})',
                              "inference_precision": self.precision,
