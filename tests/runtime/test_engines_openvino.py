@@ -313,6 +313,7 @@ def test_bad_onnx_file_is_a_bundle_error(bundles: dict[str, Path], tmp_path: Pat
     ("cache", "maybe", "bool (true or false)"),
     ("preprocess", "gpu", "one of host|graph"),
     ("overlap", 3, "bool (true or false)"),
+    ("argmax", "rows", "one of last|channels"),
 ])
 def test_bad_options_are_clear_errors(bundles: dict[str, Path], key: str, value: Any, expected: str) -> None:
     msg = refused(bundles["seg"], **{key: value})
@@ -323,7 +324,7 @@ def test_bad_options_are_clear_errors(bundles: dict[str, Path], key: str, value:
 def test_unknown_option_lists_the_known_ones(bundles: dict[str, Path]) -> None:
     msg = refused(bundles["seg"], provider="cpu")
     assert "unknown engine option 'provider' for the openvino backend" in msg
-    assert "(its options: threads, streams, hint, cache, preprocess, int8_float, overlap)" in msg
+    assert "(its options: threads, streams, hint, cache, preprocess, int8_float, overlap, argmax)" in msg
     with pytest.raises(DeviceError, match="cannot run on cuda:0"):
         load_engine(bundles["seg"], "openvino", device="cuda")
 
@@ -507,3 +508,47 @@ def test_int8_float_option_sets_the_precision_of_the_float_ops(int8_bundle: Path
     a, b = half.infer(feeds)["logits"], f32.infer(feeds)["logits"]
     assert float((np.argmax(a, 1) == np.argmax(b, 1)).mean()) > 0.9
     assert "int8_float" in refused(int8_bundle, precision="int8", int8_float="f64")
+
+
+@pytest.fixture(scope="module")
+def argmax_int8_bundle(bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return quantize(copy_bundle(bundles["seg"], tmp_path_factory.mktemp("ov") / "seg_ids_int8"))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_argmax_over_the_last_axis_gives_the_same_class_ids(bundles: dict[str, Path], argmax_int8_bundle: Path,
+                                                            precision: str) -> None:
+    """The channels-last rewrite of the final argmax (a TopK in OpenVINO) changes no class id."""
+    folder = argmax_int8_bundle if precision == "int8" else bundles["seg"]
+    last = load_engine(folder, "openvino", precision, argmax="last", cache=False, threads=1)
+    chans = load_engine(folder, "openvino", precision, argmax="channels", cache=False, threads=1)
+    assert last.describe()["argmax"] == "last" and chans.describe()["argmax"] == "channels"
+    assert last.describe()["fingerprint"] != chans.describe()["fingerprint"]  # never one cache entry for both
+    rng = np.random.default_rng(1)
+    name = load_bundle(folder).inputs[0].name
+    for _ in range(3):
+        x = {name: rng.standard_normal((1, 3, 128, 256)).astype(np.float32)}
+        a, b = last.infer(x)["class_ids"], chans.infer(x)["class_ids"]
+        assert a.shape == b.shape == (1, 128, 256) and a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+
+
+def test_argmax_default_follows_the_arithmetic(bundles: dict[str, Path]) -> None:
+    """channels-last unless the whole model runs in 16-bit arithmetic (fp16 on a CPU with FP16 or BF16)."""
+    fp32 = load_engine(bundles["seg"], "openvino", "fp32", cache=False)
+    fp16 = load_engine(bundles["seg"], "openvino", "fp16", cache=False)
+    assert fp32.describe()["argmax"] == "last"
+    assert fp16.describe()["argmax"] == ("last" if fp16.inference_precision == "f32" else "channels")
+
+
+def test_argmax_rewrite_leaves_graphs_without_a_channel_argmax_alone(bundles: dict[str, Path]) -> None:
+    import openvino as ov
+
+    from edgepilot.runtime.build.openvino import argmax_channels_last
+
+    core = ov.Core()
+    for name, expected in (("seg", 1), ("seg_logits", 0), ("centernet", 0)):
+        model = core.read_model(str(bundles[name] / "model.onnx"))
+        assert argmax_channels_last(ov, model) == expected, name
+        if expected:
+            assert [o.get_any_name() for o in model.outputs] == ["class_ids"]
