@@ -29,13 +29,15 @@ def engines_table() -> str:
         if r["status"] != "ok" or r["backend"] == "null":
             continue
         s = r["latency_ms"]
-        lines.append(f"| {r['backend']} | {r['precision']} | {r['shape']} | {s['p50']:.2f} | {s['p99']:.2f} | "
+        ip = (r.get("engine") or {}).get("inference_precision")  # openvino: the arithmetic fp16 ran in
+        prec = f"{r['precision']} ({ip})" if ip and ip != "f32" else r["precision"]
+        lines.append(f"| {r['backend']} | {prec} | {r['shape']} | {s['p50']:.2f} | {s['p99']:.2f} | "
                      f"{s['max']:.2f} | {r['fps']:.0f} |")
     cpu = d["system"]["device_classes"]["cpu"]
     threads = d["settings"].get("engine_options", {}).get("threads")
     lines.append("")
     lines.append(f"`make bench` → `benchmarks/results/bench_cpu.json` ({cpu}, {d['date'][:10]}, "
-                 f"tiny untrained segmentation net, engine option threads = {threads} for ort and torch).")
+                 f"tiny untrained segmentation net, engine option threads = {threads} for every backend).")
     return "\n".join(lines)
 
 
