@@ -17,11 +17,11 @@ Options (``OrtEngine.OPTIONS``):
   threaded loop, as OpenVINO's throughput hint does). One session serves every
   run (onnxruntime's ``Run`` is thread-safe). It pays because one run cannot
   keep two cores busy: on the YOLOv8n-class detector here two 1-thread runs in
-  flight gave 1.04x (fp32) and 1.32x (int8) the frames/s of one 2-thread run
+  flight gave 1.18x (fp32) and 1.21x (int8) the frames/s of one 2-thread run
   back to back (``benchmarks/results/cpu_compare.json``: the ort
   ``throughput+overlap`` rows' ``engine_async_fps`` over 1000 / the ``default``
-  rows' ``engine_round_p50s_ms``, paired per round; 1.51x and 1.47x in its
-  repeat ``cpu_compare_repeat.json``, 1.10x and 1.29x in the run before them). ``edgepilot run`` on a file uses it; on CUDA
+  rows' ``engine_round_p50s_ms``, paired per round; 1.11x and 1.54x in its
+  repeat ``cpu_compare_repeat.json``; 1.04x-1.51x and 1.29x-1.47x in earlier runs). ``edgepilot run`` on a file uses it; on CUDA
   and TensorRT providers the device serialises the runs, so it is one stream there.
 - ``streams``: runs in flight with ``hint=throughput`` (1 to 4 x the cores).
 
