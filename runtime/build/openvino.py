@@ -172,7 +172,7 @@ def argmax_channels_last(ov: Any, model: Any) -> int:
     reshaped back ([1, H, W, 1] -> [1, 1, H, W]: the same order in memory), so the graph's outputs are
     unchanged (the same values over the same axis, first index on ties as before).
     """
-    ops: Any = __import__("openvino.opset11", fromlist=["topk"])
+    ops: Any = ov.opset11  # TopK-11 keeps the stable attribute the ONNX frontend sets
     rewritten = 0
     for node in model.get_ordered_ops():
         if node.get_type_name() != "TopK":

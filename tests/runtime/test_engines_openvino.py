@@ -545,8 +545,9 @@ def test_argmax_rewrite_leaves_graphs_without_a_channel_argmax_alone(bundles: di
     import openvino as ov
 
     from edgepilot.runtime.build.openvino import argmax_channels_last
+    from edgepilot.runtime.engines.ops_openvino import shared_core
 
-    core = ov.Core()
+    core = shared_core(ov)  # never a Core of its own: see shared_core
     for name, expected in (("seg", 1), ("seg_logits", 0), ("centernet", 0)):
         model = core.read_model(str(bundles[name] / "model.onnx"))
         assert argmax_channels_last(ov, model) == expected, name
