@@ -117,14 +117,17 @@ def _digest(model: Path, session: Any, wall: list[float]) -> dict[str, Any]:
     }
 
 
-def conv_of(node: str, graph: Any) -> str | None:
+def conv_index(graph: Any) -> tuple[set[str], dict[str, Any]]:
+    """(the graph's Conv names, tensor name -> the node producing it), for :func:`conv_of`."""
+    return {n.name for n in graph.node if n.op_type == "Conv"}, {o: n for n in graph.node for o in n.output}
+
+
+def conv_of(node: str, convs: set[str], producer: dict[str, Any]) -> str | None:
     """The FP32-graph Conv a profiled node runs: ``<conv>_token_N`` (a QLinearConv), ``<conv>`` itself,
     or a fused node named after an output tensor (``..._nchwc``), traced back to the nearest Conv."""
-    convs = {n.name for n in graph.node if n.op_type == "Conv"}
     base = re.sub(r"_token_\d+$", "", node)
     if base in convs:
         return base
-    producer = {o: n for n in graph.node for o in n.output}
     todo, seen = collections.deque([node.removesuffix("_nchwc")]), set()
     while todo:  # breadth first: a fused Conv+Add is nearer its own Conv than the residual's
         n = producer.get(todo.popleft())
@@ -144,8 +147,9 @@ def pair_convs(graphs: dict[str, dict[str, Any]], onnx_graphs: dict[str, Any]) -
     rest: dict[str, float] = {}
     for key, g in graphs.items():
         rest[key] = 0.0
+        index = conv_index(onnx_graphs[key])
         for n, (op, us) in g["node_us"].items():
-            conv = conv_of(n, onnx_graphs[key]) if op in ("Conv", "QLinearConv", "FusedConv") else None
+            conv = conv_of(n, *index) if op in ("Conv", "QLinearConv", "FusedConv") else None
             if conv is None:
                 rest[key] += us
             else:

@@ -166,9 +166,10 @@ def argmax_channels_last(ov: Any, model: Any) -> int:
 
     OpenVINO reads an ONNX ``ArgMax`` as ``TopK`` (k = 1). Over axis 1 of an NCHW tensor its CPU
     kernel is slow whenever the plugin keeps that tensor planar: on ``models/seg`` (11 classes at
-    128x256, one thread) TopK took 2.6 of 9.4 ms in f32 and 2.3 of 7.2 ms in the int8 graph, against
-    74 us when the whole model runs in bf16 (``fp16`` on a BF16 CPU), where the plugin blocks the
-    channels. Here the ``TopK`` reads ``Transpose(x, [0, 2, 3, 1])`` over axis 3 and its outputs are
+    128x256, one thread; an ad-hoc per-layer profile with ``PERF_COUNT``, not committed) TopK took 2.6
+    of 9.4 ms in f32 and 2.3 of 7.2 ms in the int8 graph, against 74 us when the whole model runs in
+    bf16 (``fp16`` on a BF16 CPU), where the plugin blocks the channels. Committed effect:
+    ``benchmarks/results/bench_models_seg.json``, openvino int8 4.96 ms (6.34 ms before). Here the ``TopK`` reads ``Transpose(x, [0, 2, 3, 1])`` over axis 3 and its outputs are
     reshaped back ([1, H, W, 1] -> [1, 1, H, W]: the same order in memory), so the graph's outputs are
     unchanged (the same values over the same axis, first index on ties as before).
     """
@@ -190,9 +191,12 @@ def argmax_channels_last(ov: Any, model: Any) -> int:
         top = ops.topk(nhwc, k, axis=3, mode=attrs["mode"], sort=attrs["sort"],
                        index_element_type=attrs["index_element_type"], stable=attrs.get("stable", False))
         for i, out in enumerate(outs):
+            targets = list(out.get_target_inputs())
+            if not targets:  # an argmax uses only the indices; nothing reads the values
+                continue
             back = ops.reshape(top.output(i), ops.constant(np.array(list(out.get_shape()), np.int64)), False)
             back.output(0).get_tensor().set_names(out.get_names())  # a model output keeps its name
-            for target in list(out.get_target_inputs()):
+            for target in targets:
                 target.replace_source_output(back.output(0))
         rewritten += 1
     if rewritten:

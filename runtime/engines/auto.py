@@ -44,7 +44,7 @@ import numpy as np
 
 from edgepilot.runtime.bundle import Bundle, file_sha256
 from edgepilot.runtime.engines.base import Engine
-from edgepilot.runtime.host import cpu_model
+from edgepilot.runtime.host import cpu_model, usable_cores
 from edgepilot.runtime.outputs import write_text_atomic
 
 RECORD = "auto.json"
@@ -76,7 +76,7 @@ def decision_key(bundle: Bundle, precision: str, hw: tuple[int, int] | None,
     parts = {"graph_sha256": file_sha256(graph), "precision": precision, "hw": list(hw) if hw else None,
              "options": {b: {k: repr(v) for k, v in sorted(o.items())} for b, o in sorted(options.items())},
              "backends": {b: _version(b) for b in sorted(options)}, "cpu": cpu_model(),
-             "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
+             "cores": usable_cores()}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
 

@@ -21,7 +21,8 @@ Options (``OrtEngine.OPTIONS``):
   back to back (``benchmarks/results/cpu_compare.json``: the ort
   ``throughput+overlap`` rows' ``engine_async_fps`` over 1000 / the ``default``
   rows' ``engine_round_p50s_ms``, paired per round; 1.11x and 1.54x in its
-  repeat ``cpu_compare_repeat.json``; 1.04x-1.51x and 1.29x-1.47x in earlier runs). ``edgepilot run`` on a file uses it; on CUDA
+  repeat ``cpu_compare_repeat.json``; 1.04x / 1.32x and 1.51x / 1.47x in the cpu_compare files of
+  commits 1c80af3 and 801141c). ``edgepilot run`` on a file uses it; on CUDA
   and TensorRT providers the device serialises the runs, so it is one stream there.
 - ``streams``: runs in flight with ``hint=throughput`` (1 to 4 x the cores).
 
@@ -50,7 +51,6 @@ device and copied to the host once per call.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -65,6 +65,7 @@ from edgepilot.runtime.engines.base import Engine, check_feeds
 from edgepilot.runtime.engines.options import Option, max_threads, threads_option
 from edgepilot.runtime.errors import BundleError, DeviceError, EngineError, require
 from edgepilot.runtime.frame import PREPROCESS, Frame
+from edgepilot.runtime.host import usable_cores
 from edgepilot.runtime.processor import PIPELINE_BUFFERS, HostProcessor, Prepared, Processor
 
 PROVIDERS = {
@@ -135,7 +136,7 @@ class OrtEngine(Engine):
         self.streams = self._streams(providers[0])
         threads = self.options["threads"]
         if threads is None and self.streams > 1:  # the cores shared among the runs in flight
-            threads = max(1, _cores() // self.streams)
+            threads = max(1, usable_cores() // self.streams)
         if threads is not None:
             opts.intra_op_num_threads = threads
         self._threads = threads
@@ -163,7 +164,7 @@ class OrtEngine(Engine):
                               "hint=throughput (with hint=latency one run is in flight)", exit_code=2)
         if self.options["hint"] != "throughput" or first_provider != PROVIDERS["cpu"]:
             return 1  # a GPU provider serialises the runs itself
-        return int(self.options["streams"] or min(_cores(), 4))
+        return int(self.options["streams"] or min(usable_cores(), 4))
 
     def overlap(self) -> bool:
         """Whether the threaded loop keeps several runs in flight (``hint=throughput`` on the CPU)."""
@@ -266,10 +267,6 @@ class OrtEngine(Engine):
             pool.shutdown(wait=True)
         self.__dict__.pop("_binding", None)
         self.__dict__.pop("session", None)
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class OrtOverlapProcessor(HostProcessor):
