@@ -22,6 +22,16 @@ bilinear upsampling of 1/8 logits places a 1-2 px pole only to within a cell of
 ~20k parameters and, at 128x256, cost a third of the training throughput (65 -> 43
 images/s on two CPU cores, batch 16); ``head_stride=8`` is the paper's head.
 
+Why ``dense_convs`` (the shipped INT8-first layout, with ``head_stride=4``): onnxruntime's
+INT8 CPU kernels (U8S8, VNNI) gain most on dense convolutions and run depthwise 3x3s slower
+than FP32 (``benchmarks/profile_int8_ops.py`` on the earlier, paper-layout bundle: all 16 of
+its depthwise convs lost in INT8, ``benchmarks/results/int8_ops_seg.json`` at commit 1c80af3),
+so a depthwise-separable net gains little from INT8. With it, the two stride-2 downsampling
+DSConvs and the 1/4 detail fusion's DSConv are dense 3x3 convs, the design move of the nets
+built for int8 accelerators (EfficientNet-EdgeTPU's fused-MBConv, MobileDets): FP32 gets
+slower, INT8 faster. ``benchmarks/seg_layouts_int8.py`` times the layouts with random weights
+(``benchmarks/results/seg_layouts_int8.json``).
+
 H and W must be multiples of 128: the global branch is at 1/32 and its pyramid
 pools into 1, 2 and 4 bins (adaptive pooling exports to ONNX only for sizes that
 divide evenly).
@@ -45,6 +55,7 @@ class FastSCNNConfig:
     num_classes: int = 11
     head_stride: int = 2  # 2: fuse the 1/4 and 1/2 features before the classifier; 4: 1/4 only; 8: the paper's
     pool_bins: tuple[int, ...] = (1, 2, 4)
+    dense_convs: bool = False  # dense 3x3s for the downsampling DSConvs and the detail mixes (INT8-first)
 
 
 class PyramidPooling(nn.Module):
@@ -80,11 +91,11 @@ class FeatureFusion(nn.Module):
 class DetailFusion(nn.Module):
     """Coarse features upsampled onto finer, shallow ones: 1x1 conv each side, add, ReLU, DSConv."""
 
-    def __init__(self, coarse: int, fine: int, out: int) -> None:
+    def __init__(self, coarse: int, fine: int, out: int, dense: bool = False) -> None:
         super().__init__()
         self.coarse = ConvBNReLU(coarse, out, 1, relu=False)
         self.fine = ConvBNReLU(fine, out, 1, relu=False)
-        self.mix = DSConv(out, out)
+        self.mix: nn.Module = ConvBNReLU(out, out, 3) if dense else DSConv(out, out)
 
     def forward(self, coarse: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
         y = F.interpolate(self.coarse(coarse), size=fine.shape[2:], mode="bilinear", align_corners=False)
@@ -100,8 +111,8 @@ class FastSCNN(nn.Module):
         if cfg.head_stride not in (2, 4, 8):
             raise ValueError(f"head_stride must be 2, 4 or 8, got {cfg.head_stride}")
         self.down_half = ConvBNReLU(3, 32, 3, 2)
-        self.down_quarter = DSConv(32, 48, 2)
-        self.down_eighth = DSConv(48, 64, 2)
+        self.down_quarter: nn.Module = ConvBNReLU(32, 48, 3, 2) if cfg.dense_convs else DSConv(32, 48, 2)
+        self.down_eighth: nn.Module = ConvBNReLU(48, 64, 3, 2) if cfg.dense_convs else DSConv(48, 64, 2)
         self.global_features = nn.Sequential(
             stage(64, 64, 3, 2), stage(64, 96, 3, 2), stage(96, 128, 3, 1),
             PyramidPooling(128, cfg.pool_bins),
@@ -109,8 +120,9 @@ class FastSCNN(nn.Module):
         self.fusion = FeatureFusion(64, 128, 128)
         self.classifier = nn.Sequential(DSConv(128, 128), DSConv(128, 128))
         width = {8: 128, 4: 64, 2: 32}[cfg.head_stride]
-        self.detail4 = DetailFusion(128, 48, 64) if cfg.head_stride <= 4 else None
-        self.detail2 = DetailFusion(64, 32, 32) if cfg.head_stride == 2 else None
+        dense = cfg.dense_convs
+        self.detail4 = DetailFusion(128, 48, 64, dense) if cfg.head_stride <= 4 else None
+        self.detail2 = DetailFusion(64, 32, 32, dense) if cfg.head_stride == 2 else None
         self.logits = nn.Conv2d(width, cfg.num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,8 @@ from edgepilot.runtime.errors import EdgepilotError
 def build_model(cfg: TrainConfig) -> torch.nn.Module:
     """A freshly initialised model for ``cfg`` (SegConfig: Fast-SCNN; DetConfig: CenterNet)."""
     if isinstance(cfg, SegConfig):
-        return FastSCNN(FastSCNNConfig(num_classes=SEGMENTATION.num_classes, head_stride=cfg.head_stride))
+        return FastSCNN(FastSCNNConfig(num_classes=SEGMENTATION.num_classes, head_stride=cfg.head_stride,
+                                        dense_convs=cfg.dense_convs))
     if isinstance(cfg, DetConfig):
         return CenterNet(CenterNetConfig(num_classes=DETECTION.num_classes, neck=cfg.neck, head=cfg.head))
     raise EdgepilotError(f"no model for config {type(cfg).__name__}", exit_code=2)

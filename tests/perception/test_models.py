@@ -31,6 +31,21 @@ def test_fast_scnn_shapes_and_size(head_stride):
     assert out.shape == (2, 11, 128, 256)
 
 
+def test_fast_scnn_dense_layout_has_no_depthwise_conv_where_the_paper_has_dsconvs():
+    def depthwise(m: torch.nn.Module) -> int:
+        return sum(1 for c in m.modules() if isinstance(c, torch.nn.Conv2d) and c.groups > 1)
+
+    paper = FastSCNN(FastSCNNConfig(num_classes=11, head_stride=4))
+    dense = FastSCNN(FastSCNNConfig(num_classes=11, head_stride=4, dense_convs=True))
+    for name in ("down_quarter", "down_eighth"):
+        assert depthwise(getattr(paper, name)) == 1 and depthwise(getattr(dense, name)) == 0
+    assert depthwise(paper.detail4.mix) == 1 and depthwise(dense.detail4.mix) == 0
+    # the global branch, fusion and classifier keep their depthwise convs (they run at 1/8 and below)
+    assert depthwise(dense.global_features) == depthwise(paper.global_features) > 0
+    assert 1_000_000 <= count_parameters(dense) <= 2_000_000
+    assert dense.eval()(torch.zeros(1, 3, 128, 256)).shape == (1, 11, 128, 256)
+
+
 def test_centernet_shapes_and_ranges():
     model = CenterNet().eval()
     assert count_parameters(model) < 1_000_000
