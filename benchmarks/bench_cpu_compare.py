@@ -232,13 +232,14 @@ def add_int8(folder: Path, frames: list[np.ndarray]) -> float:
     ``model.int8.onnx`` (QDQ, symmetric int8 activations and weights, per-channel weights: what
     TensorRT and OpenVINO run) and ``model.int8.cpu.onnx`` (uint8 asymmetric activations, U8S8: what
     ort's CPU provider runs, with the convolutions over the image's colour planes in float,
-    ``export.quantize.image_convs``, as the export keeps them). MinMax: the export picks the method by
+    ``export.quantize.image_convs``, and a final upsample and ArgMax channels-last,
+    ``export.quantize.channels_last_tail``, as the export writes them). MinMax: the export picks the method by
     accuracy on labelled frames, and these models have random weights. Seconds taken."""
     import logging
 
     from onnxruntime import quantization as q
 
-    from edgepilot.export.quantize import image_convs, quantize_tensors
+    from edgepilot.export.quantize import channels_last_tail, image_convs, quantize_tensors
     from edgepilot.runtime.bundle import load_bundle
     from edgepilot.runtime.preprocess import Preprocessor
 
@@ -253,6 +254,7 @@ def add_int8(folder: Path, frames: list[np.ndarray]) -> float:
     quantize_tensors(prepped, bundle.path_of("int8"), name, tensors, "MinMax", [], activations="int8")
     quantize_tensors(prepped, bundle.path_of("int8_cpu"), name, tensors, "MinMax", image_convs(prepped),
                      activations="uint8")
+    channels_last_tail(bundle.path_of("int8_cpu"))
     prepped.unlink()
     return time.perf_counter() - t0
 

@@ -99,6 +99,91 @@ def quantize_tensors(pre: Path, dst: Path, name: str, tensors: list[np.ndarray],
     return dst
 
 
+TAIL_WHY = ("onnxruntime's CPU kernels run a Resize over planar (NCHW) channels and an ArgMax across planes "
+            "slowly; channels-last, the Resize takes its NHWC bilinear path and the ArgMax reads each pixel's "
+            "classes contiguously")
+
+
+def channels_last_tail(path: Path) -> list[str]:
+    """Rewrite, in place, a graph's final bilinear upsample and class ArgMax to run channels-last in float.
+
+    ``... -> [DequantizeLinear ->] Resize (NCHW) -> [QuantizeLinear -> DequantizeLinear ->] ArgMax(axis 1)``
+    becomes ``... -> Transpose (NHWC) -> Resize (sizes or scales permuted) -> ArgMax(axis 3)``. The
+    class ids are the same function of the Resize input, except that the upsampled logits are no
+    longer rounded to the quantisation grid before the ArgMax (a Q/DQ pair chooses no class; with it
+    gone, ties the rounding made are resolved by the float values). Why (onnxruntime CPU, U8S8): on the
+    shipped segmenter at one thread the whole graph went from 3.3 to 3.1 ms with random weights (see
+    ``perception/models/fast_scnn.py``), the same class ids on the graph without the Q/DQ pair. The FP32
+    graph is left alone: there onnxruntime's NCHWc layout already runs the Resize blocked.
+
+    Returns the ArgMax nodes rewritten, by name (or output name when unnamed; none when the graph has no such tail: detectors,
+    a Resize whose sizes are not constant, an ArgMax over another axis)."""
+    onnx: Any = require("onnx", "onnx", "INT8 quantisation")
+    nh: Any = require("onnx.numpy_helper", "onnx", "INT8 quantisation")
+    model = onnx.load(str(path))
+    g = model.graph
+    init = {t.name: t for t in g.initializer}
+    done: list[str] = []
+    for am in [n for n in g.node if n.op_type == "ArgMax"]:
+        attrs = {a.name: a for a in am.attribute}
+        keep = attrs["keepdims"].i if "keepdims" in attrs else 1
+        if (attrs["axis"].i if "axis" in attrs else 0) not in (1, -3):
+            continue
+        producer = {o: n for n in g.node for o in n.output}
+        consumers: dict[str, int] = {}
+        for n in g.node:
+            for i in n.input:
+                consumers[i] = consumers.get(i, 0) + 1
+        chain, x = [], producer.get(am.input[0])
+        if x is not None and x.op_type == "DequantizeLinear" and producer.get(x.input[0]) is not None \
+                and producer[x.input[0]].op_type == "QuantizeLinear":
+            chain = [x, producer[x.input[0]]]
+            x = producer.get(chain[1].input[0])
+        if x is None or x.op_type != "Resize" or any(consumers.get(n.output[0], 0) != 1 for n in [x, *chain]):
+            continue
+        rs = x
+        consts = [nh.to_array(init[i]) if i in init else None for i in list(rs.input) + [""] * (4 - len(rs.input))]
+        scales, sizes = consts[2], consts[3]
+        if rs.input[1:2] not in ([], [""]) or (sizes is None and scales is None) or \
+                (sizes is not None and sizes.size != 4) or (sizes is None and scales.size != 4):
+            continue
+        perm = [0, 2, 3, 1]
+        tag = am.name or am.output[0]
+        t_out, r_out = f"{tag}_nhwc_in", f"{tag}_nhwc_resized"
+        new_inputs = [t_out, "", "", ""]
+        if sizes is not None:
+            g.initializer.append(nh.from_array(sizes[perm].astype(np.int64), f"{tag}_nhwc_sizes"))
+            new_inputs[3] = f"{tag}_nhwc_sizes"
+            new_inputs = new_inputs[:4]
+        else:
+            g.initializer.append(nh.from_array(scales[perm].astype(np.float32), f"{tag}_nhwc_scales"))
+            new_inputs[2] = f"{tag}_nhwc_scales"
+            new_inputs = new_inputs[:3]
+        transpose = onnx.helper.make_node("Transpose", [rs.input[0]], [t_out], name=f"{tag}_to_nhwc", perm=perm)
+        resize = onnx.helper.make_node("Resize", new_inputs, [r_out], name=f"{tag}_resize_nhwc")
+        resize.attribute.extend(rs.attribute)
+        at = list(g.node).index(rs)
+        for n in [rs, *chain]:
+            g.node.remove(n)
+        g.node.insert(at, resize)
+        g.node.insert(at, transpose)
+        am.input[0] = r_out
+        attrs["axis"].i = 3
+        if keep:  # [N, H, W, 1] -> [N, 1, H, W] as before
+            out = am.output[0]
+            am.output[0] = f"{tag}_nhwc_ids"
+            g.node.insert(list(g.node).index(am) + 1, onnx.helper.make_node(
+                "Transpose", [am.output[0]], [out], name=f"{tag}_to_nchw", perm=[0, 3, 1, 2]))
+        done.append(tag)
+    if done:
+        used = {i for n in g.node for i in n.input}
+        for t in [t for t in g.initializer if t.name not in used]:
+            g.initializer.remove(t)
+        onnx.checker.check_model(model)
+        onnx.save(model, str(path))
+    return done
+
+
 def sensitive_nodes(model_path: Path) -> dict[str, list[str]]:
     """{"first_conv": [...], "heads": [...]}: the graph's first Conv and the Convs nearest its outputs
     (walking back from each output, or from a final ArgMax's input, through non-Conv nodes)."""
@@ -177,6 +262,7 @@ def select_int8(bundle: Bundle, calib: Frames, fp32: dict[str, Any], score: Scor
         # and the convolutions over the colour planes in float (faster there: see the module docstring)
         speed = [n for n in image_convs(pre) if n not in excluded]
         quantize(pre, bundle.path_of("int8_cpu"), bundle, calib, method, excluded + speed, activations="uint8")
+        tail = channels_last_tail(bundle.path_of("int8_cpu"))
         tick()
         cpu_acc = score()  # ort on CPU now runs model.int8.cpu.onnx
     return {"method": method, "frames": n, "sha256": sha, "folders": list(calib.folders),
@@ -185,6 +271,7 @@ def select_int8(bundle: Bundle, calib: Frames, fp32: dict[str, Any], score: Scor
             "cpu_variant": {"file": bundle.path_of("int8_cpu").name, "accuracy": cpu_acc,
                             "format": "QDQ uint8 asymmetric activations, int8 symmetric per-channel weights (U8S8)",
                             "speed_float_nodes": speed,
+                            "channels_last_tail": {"argmax_nodes": tail, "why": TAIL_WHY},
                             "speed_why": "convolutions over the image's colour planes run slower in U8S8 than in "
                                          "float on onnxruntime's CPU kernels; kept in float in this file only",
                             "why": "onnxruntime's CPU kernels run the signed symmetric graph slower than FP32; "

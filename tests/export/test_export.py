@@ -141,3 +141,56 @@ def test_int8_keeps_sensitive_nodes_in_float_when_it_misses_fp32(seg_bundle, fra
     g = onnx.load(str(bundle.path_of("int8_cpu"))).graph
     dq = {o for n in g.node if n.op_type == "DequantizeLinear" for o in n.output}
     assert set(heads) | set(stem) <= {n.name for n in g.node if n.op_type == "Conv" and n.input[1] not in dq}
+
+
+def test_int8_cpu_variant_runs_the_final_upsample_and_argmax_channels_last(seg_bundle: Path):
+    import onnx
+
+    g = onnx.load(str(seg_bundle / "model.int8.cpu.onnx")).graph
+    producer = {o: n for n in g.node for o in n.output}
+    (am,) = [n for n in g.node if n.op_type == "ArgMax"]
+    assert next(a.i for a in am.attribute if a.name == "axis") == 3
+    resize = producer[am.input[0]]
+    assert resize.op_type == "Resize" and producer[resize.input[0]].op_type == "Transpose"
+    meta = json.loads((seg_bundle / "meta.json").read_text())
+    assert meta["calibration"]["cpu_variant"]["channels_last_tail"]["argmax_nodes"] == [am.name]
+    # the signed graph TensorRT and OpenVINO build from keeps the planar tail
+    g = onnx.load(str(seg_bundle / "model.int8.onnx")).graph
+    (am,) = [n for n in g.node if n.op_type == "ArgMax"]
+    assert next(a.i for a in am.attribute if a.name == "axis") == 1
+
+
+@pytest.mark.parametrize("keepdims", [0, 1])
+def test_channels_last_tail_gives_a_float_graph_the_same_class_ids(seg_bundle: Path, tmp_path, keepdims):
+    import onnx
+    import onnxruntime as ort
+
+    from edgepilot.export.quantize import channels_last_tail
+
+    model = onnx.load(str(seg_bundle / "model.onnx"))
+    (am,) = [n for n in model.graph.node if n.op_type == "ArgMax"]
+    next(a for a in am.attribute if a.name == "keepdims").i = keepdims
+    shape = model.graph.output[0].type.tensor_type.shape
+    del shape.dim[:]
+    for k in range(4 if keepdims else 3):
+        shape.dim.add().dim_param = f"d{k}"
+    src, dst = tmp_path / "planar.onnx", tmp_path / "last.onnx"
+    onnx.save(model, str(src))
+    onnx.save(model, str(dst))
+    assert channels_last_tail(dst) == [am.name]
+    a, b = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (src, dst))
+    x = np.random.default_rng(0).standard_normal((1, 3, *a.get_inputs()[0].shape[2:])).astype(np.float32)
+    ids_a, ids_b = (s.run(None, {"image": x})[0] for s in (a, b))
+    assert ids_a.shape == ids_b.shape == ((1, 1) if keepdims else (1,)) + tuple(x.shape[2:])
+    assert np.array_equal(ids_a, ids_b) and len(np.unique(ids_a)) > 1
+
+
+def test_channels_last_tail_leaves_a_graph_without_that_tail_alone(tmp_path):
+    from edgepilot.export import tiny
+    from edgepilot.export.quantize import channels_last_tail
+
+    for name, path in [("det", tiny.centernet_bundle(tmp_path / "det") / "model.onnx"),
+                       ("seg logits", tiny.segmentation_bundle(tmp_path / "seg", argmax=False) / "model.onnx")]:
+        before = path.read_bytes()
+        assert channels_last_tail(path) == [], name
+        assert path.read_bytes() == before, name
