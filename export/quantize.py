@@ -112,8 +112,9 @@ def channels_last_tail(path: Path) -> list[str]:
     class ids are the same function of the Resize input, except that the upsampled logits are no
     longer rounded to the quantisation grid before the ArgMax (a Q/DQ pair chooses no class; with it
     gone, ties the rounding made are resolved by the float values). Why (onnxruntime CPU, U8S8): on the
-    shipped segmenter at one thread the whole graph went from 3.3 to 3.1 ms with random weights (see
-    ``perception/models/fast_scnn.py``), the same class ids on the graph without the Q/DQ pair. The FP32
+    shipped segmenter's layout at one thread, random weights, the whole graph goes from 3.25 to 2.93 ms
+    at p25 (``benchmarks/seg_layouts_int8.py`` -> ``benchmarks/results/seg_layouts_int8.json``; 3.46 to
+    3.17 on the earlier paper layout), the same class ids on the graph without the Q/DQ pair. The FP32
     graph is left alone: there onnxruntime's NCHWc layout already runs the Resize blocked.
 
     Returns the ArgMax nodes rewritten, by name (or output name when unnamed; none when the graph has no such tail: detectors,
