@@ -145,8 +145,11 @@ def channels_last_tail(path: Path) -> list[str]:
         rs = x
         consts = [nh.to_array(init[i]) if i in init else None for i in list(rs.input) + [""] * (4 - len(rs.input))]
         scales, sizes = consts[2], consts[3]
-        if rs.input[1:2] not in ([], [""]) or (sizes is None and scales is None) or \
-                (sizes is not None and sizes.size != 4) or (sizes is None and scales.size != 4):
+        if rs.input[1:2] not in ([], [""]):
+            continue
+        if sizes is None and (scales is None or scales.size != 4):
+            continue
+        if sizes is not None and sizes.size != 4:
             continue
         perm = [0, 2, 3, 1]
         tag = am.name or am.output[0]
@@ -157,6 +160,7 @@ def channels_last_tail(path: Path) -> list[str]:
             new_inputs[3] = f"{tag}_nhwc_sizes"
             new_inputs = new_inputs[:4]
         else:
+            assert scales is not None  # checked above: no sizes means four scales
             g.initializer.append(nh.from_array(scales[perm].astype(np.float32), f"{tag}_nhwc_scales"))
             new_inputs[2] = f"{tag}_nhwc_scales"
             new_inputs = new_inputs[:3]
