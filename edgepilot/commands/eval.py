@@ -27,7 +27,7 @@ Evaluate on data never used in training: other seeds (datagen --seed 1) or the v
 split (other episodes of the same datagen runs).
 
 examples:
-  edgepilot eval seg runs/seg/best.pt --data data/seg-heldout/highway data/seg-heldout/merge --split all
+  edgepilot eval seg runs/seg-dense/best.pt --data data/seg-heldout/highway data/seg-heldout/merge --split all
   edgepilot eval det runs/det/best.pt --data data/det/highway --out det_eval.json
   edgepilot eval seg models/seg --data data/seg-heldout/highway --split all --precision int8 --backend openvino
 """

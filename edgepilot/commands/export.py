@@ -45,7 +45,7 @@ the server: edgepilot run SOURCE --model REPO/<name>/1 --backend triton
 (other models in REPO are left alone).
 
 examples:
-  edgepilot export runs/seg/best.pt --task seg --out models/seg --val data/val/highway
+  edgepilot export runs/seg-dense/best.pt --task seg --out models/seg --val data/val/highway
   edgepilot export runs/det/best.pt --task det --out models/det --int8 \\
       --calib data/det/highway --val data/val/highway
   edgepilot export runs/policy/best.pt --task policy --out models/policy
