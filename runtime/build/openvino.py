@@ -169,7 +169,8 @@ def argmax_channels_last(ov: Any, model: Any) -> int:
     128x256, one thread; an ad-hoc per-layer profile with ``PERF_COUNT``, not committed) TopK took 2.6
     of 9.4 ms in f32 and 2.3 of 7.2 ms in the int8 graph, against 74 us when the whole model runs in
     bf16 (``fp16`` on a BF16 CPU), where the plugin blocks the channels. Committed effect:
-    ``benchmarks/results/bench_models_seg.json``, openvino int8 4.96 ms (6.34 ms before). Here the ``TopK`` reads ``Transpose(x, [0, 2, 3, 1])`` over axis 3 and its outputs are
+    ``benchmarks/results/bench_models_seg.json`` at commit e238578 (the earlier seg layout), openvino int8
+    4.96 ms (6.34 ms before). Here the ``TopK`` reads ``Transpose(x, [0, 2, 3, 1])`` over axis 3 and its outputs are
     reshaped back ([1, H, W, 1] -> [1, 1, H, W]: the same order in memory), so the graph's outputs are
     unchanged (the same values over the same axis, first index on ties as before).
     """

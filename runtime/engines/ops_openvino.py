@@ -40,7 +40,7 @@ channels (a segmentation bundle's class ids) over a channels-last transpose
 (``runtime.build.openvino.argmax_channels_last`` says why), ``channels`` as exported;
 by default ``last`` unless the whole model runs in 16-bit arithmetic (``fp16`` on a
 CPU with FP16 or BF16), where the plugin's own layout already makes it fast. On
-``models/seg`` at two threads (ad-hoc, interleaved): fp32 5.47 -> 4.14 ms, int8
+``models/seg`` at two threads (ad-hoc, interleaved, the earlier seg layout): fp32 5.47 -> 4.14 ms, int8
 4.47 -> 3.53 ms, and fp16 (bf16) 3.15 ms as exported against 4.34 ms rewritten.
 
 ``make_processor`` returns :class:`OpenVinoProcessor`. With
