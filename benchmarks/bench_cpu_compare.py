@@ -573,7 +573,7 @@ def main() -> None:
     import cv2
 
     from edgepilot.export import tiny
-    from edgepilot.runtime.bench.system import cpu_model, library_versions
+    from edgepilot.runtime.bench.system import cpu_description, library_versions
     from edgepilot.runtime.engines import CPU_PREFERENCE
     from edgepilot.runtime.sources import SyntheticCapture, write_pattern_clip
 
@@ -626,7 +626,8 @@ def main() -> None:
     doc = {
         "benchmark": "cpu_compare", "command": COMMAND,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "device": {"cpu": cpu_model(), "cores": len(os.sched_getaffinity(0)), "machine": platform.machine(),
+        "device": {"cpu": cpu_description()["model"], "cpu_class": cpu_description()["class"],
+                   "isa": cpu_description()["isa"], "cores": len(os.sched_getaffinity(0)), "machine": platform.machine(),
                    "load_avg_1m_before": load0[0], "load_avg_1m_after_each_round": loads,
                    "load_note": "a shared machine: other jobs ran at times; rows are interleaved per round, "
                                 "engine_round_p50s_ms shows the spread"},

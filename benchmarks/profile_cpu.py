@@ -138,7 +138,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import bench_cpu_compare
 
-    from edgepilot.runtime.bench.system import cpu_model, library_versions
+    from edgepilot.runtime.bench.system import cpu_description, library_versions
     from edgepilot.runtime.synthetic import write_pattern_clip
 
     t0 = time.perf_counter()
@@ -157,7 +157,8 @@ def main() -> int:
     sessions = session_options({m: b / "model.onnx" for m, b in bundles.items()}, args.rounds, 30)
     doc = {"benchmark": "cpu_profile", "command": COMMAND,
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-           "device": {"cpu": cpu_model(), "cores": len(os.sched_getaffinity(0)), "load_avg_1m": os.getloadavg()[0]},
+           "device": {"cpu": cpu_description()["model"], "cpu_class": cpu_description()["class"],
+                   "isa": cpu_description()["isa"], "cores": len(os.sched_getaffinity(0)), "load_avg_1m": os.getloadavg()[0]},
            "versions": library_versions(),
            "host_steps_ms": steps,
            "host_steps_note": f"one {CLIP_HW[0]}x{CLIP_HW[1]} MJPG frame, each step alone on one thread (cv2 threads 1); "

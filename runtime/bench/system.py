@@ -16,7 +16,8 @@ import subprocess
 import sys
 from typing import Any
 
-from edgepilot.runtime.host import cpu_model
+from edgepilot.runtime import host
+from edgepilot.runtime.host import cpu_class
 
 LIBRARIES = ("numpy", "opencv-python-headless", "opencv-python", "onnxruntime", "onnxruntime-gpu",
              "torch", "tensorrt")
@@ -35,12 +36,23 @@ def gpu_name(cuda_used: bool) -> str | None:
 
 
 def device_classes(cuda_used: bool) -> dict[str, str]:
-    """Device class per device kind ({"cpu": model, "cuda": GPU name}); the gate refuses to mix classes."""
-    out = {"cpu": cpu_model()}
+    """Device class per device kind ({"cpu": class, "cuda": GPU name}); the gate refuses to mix classes.
+
+    The CPU's class is :func:`edgepilot.runtime.host.cpu_class` (name, family/model, ISA
+    extensions), not its name alone: VMs on a Zen 3 and a Zen 4 host both read "AMD EPYC".
+    """
+    out = {"cpu": cpu_class()}
     gpu = gpu_name(cuda_used)
     if gpu:
         out["cuda"] = gpu
     return out
+
+
+def cpu_description() -> dict[str, Any]:
+    """The CPU's model name, family/model numbers and kernel-relevant ISA extensions, for a result's device section."""
+    info = host.cpu_info()
+    return {"model": info.model, "family": info.family, "model_number": info.model_number, "isa": list(info.isa),
+            "class": info.cls}
 
 
 def cpu_clocks_mhz() -> list[float]:
@@ -97,6 +109,7 @@ def system_info(cuda_used: bool = False) -> dict[str, Any]:
 
     return {
         "device_classes": device_classes(cuda_used),
+        "cpu": cpu_description(),
         "cpu_count": os.cpu_count(),
         "os": f"{platform.system()} {platform.release()}",
         "machine": platform.machine(),

@@ -17,7 +17,8 @@ measures:
    and the others are closed;
 3. the decision is kept in ``<bundle>/engines/auto.json`` under a key of
    everything that could change it (the graph's SHA-256, precision, input
-   size, options, library versions, CPU model and the cores this process may
+   size, options, library versions, the CPU's class (model, family, ISA
+   extensions: ``runtime.host.cpu_class``) and the cores this process may
    use), so the next run loads only the winner. A read-only bundle is measured
    every time; a stale or unreadable record is measured again.
 
@@ -44,7 +45,7 @@ import numpy as np
 
 from edgepilot.runtime.bundle import Bundle, file_sha256
 from edgepilot.runtime.engines.base import Engine
-from edgepilot.runtime.host import cpu_model, usable_cores
+from edgepilot.runtime.host import cpu_class, usable_cores
 from edgepilot.runtime.outputs import write_text_atomic
 
 RECORD = "auto.json"
@@ -75,7 +76,7 @@ def decision_key(bundle: Bundle, precision: str, hw: tuple[int, int] | None,
     graph = bundle.file("int8" if precision == "int8" else "fp32")
     parts = {"graph_sha256": file_sha256(graph), "precision": precision, "hw": list(hw) if hw else None,
              "options": {b: {k: repr(v) for k, v in sorted(o.items())} for b, o in sorted(options.items())},
-             "backends": {b: _version(b) for b in sorted(options)}, "cpu": cpu_model(),
+             "backends": {b: _version(b) for b in sorted(options)}, "cpu": cpu_class(),
              "cores": usable_cores()}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 

@@ -82,6 +82,7 @@ from edgepilot.runtime.engines.base import Engine, check_feeds
 from edgepilot.runtime.engines.options import Option, max_threads, threads_option
 from edgepilot.runtime.errors import BundleError, EngineError, require
 from edgepilot.runtime.frame import HANDOFF, INFER, POSTPROCESS, PREPROCESS, Frame, Output
+from edgepilot.runtime.host import cpu_class
 from edgepilot.runtime.postprocess import make_decoder
 from edgepilot.runtime.preprocess import Preprocessor, Transform
 from edgepilot.runtime.processor import PIPELINE_BUFFERS, Prepared, Processor
@@ -197,7 +198,9 @@ class OpenVinoEngine(Engine):
         rewrites = {"argmax_channels_last": argmax_channels_last(self._ov, model)} if self.argmax == "last" else {}
         if frame_hw is not None:
             model = add_preprocessing(self._ov, model, steps)
-        fp = OvFingerprint.make(self.source_sha256, self._ov.get_version(), self.device_name, self.precision,
+        # the ISA goes in too: OpenVINO names a Zen 3 and a Zen 4 VM alike ("AMD EPYC"), not their kernels
+        device = f"{self.device_name} | {cpu_class()}"
+        fp = OvFingerprint.make(self.source_sha256, self._ov.get_version(), device, self.precision,
                                 self.inference_precision, shapes, steps or None, self.config, rewrites)
         return compile_cached(self._ov, self.core, model, self.config, self.bundle, fp, self.options["cache"])
 

@@ -143,3 +143,19 @@ def test_a_baseline_measured_in_another_mode_is_refused() -> None:
     with pytest.raises(GateError, match="rate_hz=None but this run uses 30") as info:
         check_settings({"settings": {"rate_hz": None}}, {"rate_hz": 30})
     assert info.value.exit_code == 2
+
+
+def test_same_cpu_name_with_other_isa_is_gate_error(bundles: dict[str, Path], tmp_path: Path) -> None:
+    """A Zen 3 and a Zen 4 VM both read "AMD EPYC": the baseline's ISA must match too."""
+    from edgepilot.runtime.host import cpu_info
+
+    bundle = load_bundle(bundles["seg"])
+    rows, settings = _measure(bundles["seg"], 0.0)
+    report = build_report(bundle, rows, settings)
+    here = cpu_info()
+    other_isa = ("avx2",) if "avx512_bf16" in here.isa else (*here.isa, "avx512_bf16")
+    other = type(here)(here.model, here.family, here.model_number, other_isa).cls
+    report["system"]["device_classes"]["cpu"] = other
+    baseline = load_report(write_report(report, tmp_path / "other_isa.json"))
+    with pytest.raises(GateError, match="not comparable"):
+        gate_run(bundle, baseline, rows, settings, GateRule())
