@@ -65,8 +65,8 @@ def fastest_round_ratio(rows: list[dict], model: str, slow: tuple[str, str], fas
     return best(*slow) / best(*fast)
 
 
-def cpu_table() -> str:
-    d = _load("cpu_compare.json")
+def cpu_table(results_file: str = "cpu_compare.json") -> str:
+    d = _load(results_file)
     rows = [r for r in d["rows"] if r["variant"] == "default"]
     lines = ["| model | input | precision | ort p50 ms | openvino p50 ms | openvino / ort speed | ort loop FPS | "
              "openvino loop FPS |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -107,8 +107,12 @@ def cpu_table() -> str:
                          f"{b['ort_int8_over_ort_fp32']:.2f}x (fastest rounds: "
                          f"{fastest_round_ratio(d['rows'], m, ('ort', 'fp32'), ('ort', 'int8')):.2f}x) | >= 1.5x (issue 9) |")
     lines.append("")
-    lines.append(f"`{d['command']}` (also run by `make bench`) → `benchmarks/results/cpu_compare.json` "
-                 f"({d['device']['cpu']}, {d['device']['cores']} cores, {d['date'][:10]}; threads = "
+    default = results_file == "cpu_compare.json"
+    command = d["command"] + ("` (also run by `make bench`)" if default else f" --out benchmarks/results/{results_file}`")
+    # files written before the CPU class was recorded (commit b6b5395) name the model only
+    cpu = d["device"].get("cpu_class", d["device"]["cpu"] + ", ISA not recorded")
+    lines.append(f"`{command} → `benchmarks/results/{results_file}` "
+                 f"({cpu}, {d['device']['cores']} cores, {d['date'][:10]}; threads = "
                  f"{d['setup']['threads']} for both backends; {d['setup']['rounds']} interleaved rounds; ratios paired "
                  "within each round, median over rounds: the script's docstring says how; \"fastest rounds\": each "
                  "row's fastest round p50 over the other's, the least disturbed estimate, as `edgepilot bench`'s "
@@ -198,7 +202,8 @@ def scale_table() -> str:
     return "\n".join(lines)
 
 
-TABLES = {"engines": engines_table, "loop": loop_table, "cpu": cpu_table, "sim": sim_table, "driver": driver_table,
+TABLES = {"engines": engines_table, "loop": loop_table, "cpu": cpu_table,
+          "cpu_avx2": lambda: cpu_table("cpu_compare_avx2.json"), "sim": sim_table, "driver": driver_table,
           "drive": drive_table, "scale": scale_table}
 
 
