@@ -3,7 +3,10 @@
 Which CPU backend is faster depends on the graph, not only on the library: on
 the benchmarks' YOLOv8n-class detector OpenVINO's fp16 (bf16 arithmetic) is
 about twice ONNX Runtime's fp32, while on a tiny 3-conv net ONNX Runtime wins
-at every precision (``benchmarks/results/cpu_compare.json``). A static order
+at every precision (``benchmarks/results/cpu_compare.json``, a Zen 4 host with
+AVX512-BF16); and it depends on the CPU: on an AVX2-only host the two are level
+on that detector and ort's int8 leads on ``models/seg``
+(``cpu_compare_avx2.json``). A static order
 is therefore wrong for some bundle whichever way it points, so ``auto``
 measures:
 
