@@ -619,6 +619,7 @@ def main() -> None:
     print(json.dumps(targets(results), indent=1))
 
     versions = library_versions()
+    cpu = cpu_description()
     import openvino
 
     versions["openvino"] = openvino.get_version()
@@ -626,8 +627,8 @@ def main() -> None:
     doc = {
         "benchmark": "cpu_compare", "command": COMMAND,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "device": {"cpu": cpu_description()["model"], "cpu_class": cpu_description()["class"],
-                   "isa": cpu_description()["isa"], "cores": len(os.sched_getaffinity(0)), "machine": platform.machine(),
+        "device": {"cpu": cpu["model"], "cpu_class": cpu["class"], "isa": cpu["isa"],
+                   "cores": len(os.sched_getaffinity(0)), "machine": platform.machine(),
                    "load_avg_1m_before": load0[0], "load_avg_1m_after_each_round": loads,
                    "load_note": "a shared machine: other jobs ran at times; rows are interleaved per round, "
                                 "engine_round_p50s_ms shows the spread"},

@@ -155,10 +155,11 @@ def main() -> int:
     steps = {m: host_steps(b, clip, args.iters, tmp) for m, b in bundles.items() if m in ("yolov8n", "seg")}
     cv2.setNumThreads(-1)
     sessions = session_options({m: b / "model.onnx" for m, b in bundles.items()}, args.rounds, 30)
+    cpu = cpu_description()
     doc = {"benchmark": "cpu_profile", "command": COMMAND,
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-           "device": {"cpu": cpu_description()["model"], "cpu_class": cpu_description()["class"],
-                   "isa": cpu_description()["isa"], "cores": len(os.sched_getaffinity(0)), "load_avg_1m": os.getloadavg()[0]},
+           "device": {"cpu": cpu["model"], "cpu_class": cpu["class"], "isa": cpu["isa"],
+                      "cores": len(os.sched_getaffinity(0)), "load_avg_1m": os.getloadavg()[0]},
            "versions": library_versions(),
            "host_steps_ms": steps,
            "host_steps_note": f"one {CLIP_HW[0]}x{CLIP_HW[1]} MJPG frame, each step alone on one thread (cv2 threads 1); "

@@ -107,11 +107,11 @@ def cpu_table(results_file: str = "cpu_compare.json") -> str:
                          f"{b['ort_int8_over_ort_fp32']:.2f}x (fastest rounds: "
                          f"{fastest_round_ratio(d['rows'], m, ('ort', 'fp32'), ('ort', 'int8')):.2f}x) | >= 1.5x (issue 9) |")
     lines.append("")
-    default = results_file == "cpu_compare.json"
-    command = d["command"] + ("` (also run by `make bench`)" if default else f" --out benchmarks/results/{results_file}`")
+    source = (f"`{d['command']}` (also run by `make bench`)" if results_file == "cpu_compare.json"
+              else f"`{d['command']} --out benchmarks/results/{results_file}`")
     # files written before the CPU class was recorded (commit b6b5395) name the model only
     cpu = d["device"].get("cpu_class", d["device"]["cpu"] + ", ISA not recorded")
-    lines.append(f"`{command} → `benchmarks/results/{results_file}` "
+    lines.append(f"{source} → `benchmarks/results/{results_file}` "
                  f"({cpu}, {d['device']['cores']} cores, {d['date'][:10]}; threads = "
                  f"{d['setup']['threads']} for both backends; {d['setup']['rounds']} interleaved rounds; ratios paired "
                  "within each round, median over rounds: the script's docstring says how; \"fastest rounds\": each "

@@ -17,7 +17,6 @@ import sys
 from typing import Any
 
 from edgepilot.runtime import host
-from edgepilot.runtime.host import cpu_class
 
 LIBRARIES = ("numpy", "opencv-python-headless", "opencv-python", "onnxruntime", "onnxruntime-gpu",
              "torch", "tensorrt")
@@ -41,7 +40,7 @@ def device_classes(cuda_used: bool) -> dict[str, str]:
     The CPU's class is :func:`edgepilot.runtime.host.cpu_class` (name, family/model, ISA
     extensions), not its name alone: VMs on a Zen 3 and a Zen 4 host both read "AMD EPYC".
     """
-    out = {"cpu": cpu_class()}
+    out = {"cpu": host.cpu_class()}
     gpu = gpu_name(cuda_used)
     if gpu:
         out["cuda"] = gpu
