@@ -16,7 +16,15 @@ processes (one per core).
    learn to stay on a roundabout; starting near the expert leaves PPO the part it is good
    at, trading progress against the penalties of the env's reward.
 2. **PPO** (``timesteps`` env steps) from the warm-started weights with a small
-   exploration noise (``log_std_init``) and learning rate.
+   exploration noise (``log_std_init``) and learning rate. The first ``vf_warmup_steps`` of
+   them train the critic alone (the actor's parameters frozen): the warm start fits the value
+   head only loosely (``bc_value_weight``), and advantages from an unfitted critic move a
+   good actor in random directions (a run's episode reward fell from 320 to 160 in 100k
+   steps that way: ``runs/policy/earlier/``). ``target_kl`` stops an update's epochs early
+   when the policy moves too far from the one that collected the rollout.
+
+A run can also start PPO straight from an earlier run's policy: ``init_from`` with
+``bc_rounds: 0`` (exploration noise reset to ``log_std_init``).
 
 Every ``val_every`` steps (and after the warm start) the deterministic policy drives
 ``val_seeds`` of every scenario (seeds below the training range of
@@ -95,6 +103,8 @@ class PolicyConfig:
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
     log_std_init: float = -1.6  # exploration std e^-1.6 = 0.2 of the action range
+    vf_warmup_steps: int = 0  # PPO steps at the start that train the critic only (actor frozen)
+    target_kl: float | None = None  # SB3's early stop of an update's epochs (None: never)
     net_arch: tuple[int, ...] = (128, 128)  # actor and critic MLPs after the features
     # validation, checkpoints
     val_seeds: tuple[int, ...] = (900, 901, 902)
@@ -183,7 +193,7 @@ def build_model(cfg: PolicyConfig, venv: Any) -> Any:
         "MultiInputPolicy", venv, learning_rate=cfg.learning_rate, n_steps=cfg.n_steps,
         batch_size=cfg.batch_size, n_epochs=cfg.n_epochs, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda,
         clip_range=cfg.clip_range, ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef, max_grad_norm=cfg.max_grad_norm,
-        seed=cfg.seed, device="cpu", verbose=0,
+        target_kl=cfg.target_kl, seed=cfg.seed, device="cpu", verbose=0,
         # separate actor and critic CNNs: the critic's large early value loss would otherwise
         # reshape the warm-started actor's features (shared, lr 1e-4: approx KL 0.04-0.12 and
         # 35-44 % clipped in the first updates; separate, lr 5e-5: KL 0.004, 11 % clipped:
@@ -332,6 +342,25 @@ def load_policy(path: str | Path, venv_or_env: Any | None = None) -> tuple[Any, 
     return model, cfg
 
 
+def actor_parameters(policy: Any) -> list[torch.nn.Parameter]:
+    """The actor's parameters of an SB3 ``ActorCriticPolicy`` built by ``build_model`` (separate
+    extractors): its CNN, MLP, action head and log std; the critic's are the rest."""
+    parts = [policy.pi_features_extractor, policy.mlp_extractor.policy_net, policy.action_net]
+    return [p for m in parts for p in m.parameters()] + [policy.log_std]
+
+
+def freeze_actor(policy: Any, frozen: bool) -> None:
+    """Stop (or restart) the actor's learning: Adam skips parameters without gradients."""
+    for p in actor_parameters(policy):
+        p.requires_grad_(not frozen)
+
+
+def reset_exploration(policy: Any, log_std: float) -> None:
+    """Set the Gaussian's log std (every action dimension) to ``log_std``."""
+    with torch.no_grad():
+        policy.log_std.fill_(log_std)
+
+
 def init_weights(model: Any, path: str | Path) -> None:
     """Load the policy weights of an earlier run's checkpoint (``init_from``) into ``model``."""
     state = checkpoint.load(path)
@@ -359,6 +388,16 @@ class _Callback(sb3.common.callbacks.BaseCallback):
     def _on_training_start(self) -> None:
         self._last = self.model.num_timesteps
         self._next_val = (self.model.num_timesteps // self.cfg.val_every + 1) * self.cfg.val_every
+        self._on_rollout_end()
+
+    def _on_rollout_end(self) -> None:
+        """Before each update: the actor stays frozen for the first ``vf_warmup_steps``."""
+        frozen = self.model.num_timesteps < self.cfg.vf_warmup_steps
+        if frozen != getattr(self, "_frozen", None):
+            log.info("ppo %d steps: %s", self.model.num_timesteps,
+                     "critic warm-up, actor frozen" if frozen else "actor and critic learn")
+        self._frozen = frozen
+        freeze_actor(self.model.policy, frozen)
 
     def _on_step(self) -> bool:
         now = self.model.num_timesteps
@@ -427,9 +466,13 @@ def train_policy(cfg: PolicyConfig) -> dict[str, Any]:
                 init_weights(model, cfg.init_from)
             warm_start(model, venv, cfg, history)
             checkpoint.save(out / "warmstart.pt", _state(model, cfg, history, best))
+        elif cfg.init_from:  # PPO straight from an earlier run's policy
+            init_weights(model, cfg.init_from)
+            reset_exploration(model.policy, cfg.log_std_init)
+            history.append({"phase": "init", "from": cfg.init_from})
         venv.env_method("set_labelling", False)
         callback = _Callback(cfg, out, history, best)
-        if not history or history[-1].get("phase") == "bc":
+        if not history or history[-1].get("phase") in ("bc", "init"):
             callback.init_callback(model)
             callback.validate()  # the warm-started policy, step 0
         remaining = cfg.timesteps - model.num_timesteps

@@ -94,3 +94,49 @@ def test_a_scenario_listed_twice_is_validated_once(monkeypatch):
     result = train.validate(Policy(), cfg, seeds=(5,))
     assert seen == ["merge", "roundabout"]
     assert result["driving_score"] == pytest.approx(0.5)
+
+
+def test_ppo_from_an_earlier_run_warms_the_critic_up_with_the_actor_frozen(tmp_path):
+    """``init_from`` with no DAgger rounds starts PPO from the checkpoint's actor; during
+    ``vf_warmup_steps`` PPO's updates change the critic only, afterwards the actor too."""
+    pytest.importorskip("stable_baselines3")
+    import torch
+
+    from edgepilot.perception.train import checkpoint
+    from edgepilot.sim.agent.env import DriveEnv
+    from edgepilot.sim.agent.train import _state, actor_parameters, build_model, env_kwargs, train_policy
+    from tests.sim.agent_fixtures import tiny_config
+
+    source_cfg = tiny_config(tmp_path / "source", seed=3)
+    env = DriveEnv(**env_kwargs(source_cfg))
+    try:
+        source = build_model(source_cfg, env)
+        checkpoint.save(tmp_path / "source.pt", _state(source, source_cfg, [], 0.5))
+    finally:
+        env.close()
+    actor_before = [p.detach().clone() for p in actor_parameters(source.policy)]
+    critic_key = "value_net.weight"
+
+    def run(name: str, warmup: int) -> dict:
+        cfg = tiny_config(tmp_path / name, bc_rounds=0, init_from=str(tmp_path / "source.pt"),
+                          vf_warmup_steps=warmup, log_std_init=-2.0, learning_rate=1e-3)
+        train_policy(cfg)
+        state = checkpoint.load(tmp_path / name / "last.pt")
+        history = __import__("json").loads(state["history"])
+        assert history[0] == {"phase": "init", "from": str(tmp_path / "source.pt")}
+        return state["model"]
+
+    frozen = run("frozen", warmup=10**6)
+    assert not torch.equal(frozen[critic_key], source.policy.state_dict()[critic_key])
+    env = DriveEnv(**env_kwargs(source_cfg))
+    loaded = build_model(source_cfg, env)
+    env.close()
+    loaded.policy.load_state_dict(frozen)
+    for before, after in zip(actor_before[:-1], actor_parameters(loaded.policy)[:-1], strict=True):
+        assert torch.equal(before, after)
+    assert torch.allclose(loaded.policy.log_std, torch.full((2,), -2.0))  # reset, then frozen
+
+    learning = run("learning", warmup=0)
+    loaded.policy.load_state_dict(learning)
+    assert any(not torch.equal(b, a) for b, a in zip(actor_before[:-1], actor_parameters(loaded.policy)[:-1],
+                                                      strict=True))
