@@ -100,11 +100,19 @@ def test_ppo_from_an_earlier_run_warms_the_critic_up_with_the_actor_frozen(tmp_p
     """``init_from`` with no DAgger rounds starts PPO from the checkpoint's actor; during
     ``vf_warmup_steps`` PPO's updates change the critic only, afterwards the actor too."""
     pytest.importorskip("stable_baselines3")
+    import json
+
     import torch
 
     from edgepilot.perception.train import checkpoint
     from edgepilot.sim.agent.env import DriveEnv
-    from edgepilot.sim.agent.train import _state, actor_parameters, build_model, env_kwargs, train_policy
+    from edgepilot.sim.agent.train import (
+        _state,
+        actor_parameters,
+        build_model,
+        env_kwargs,
+        train_policy,
+    )
     from tests.sim.agent_fixtures import tiny_config
 
     source_cfg = tiny_config(tmp_path / "source", seed=3)
@@ -122,7 +130,7 @@ def test_ppo_from_an_earlier_run_warms_the_critic_up_with_the_actor_frozen(tmp_p
                           vf_warmup_steps=warmup, log_std_init=-2.0, learning_rate=1e-3)
         train_policy(cfg)
         state = checkpoint.load(tmp_path / name / "last.pt")
-        history = __import__("json").loads(state["history"])
+        history = json.loads(state["history"])
         assert history[0] == {"phase": "init", "from": str(tmp_path / "source.pt")}
         return state["model"]
 
