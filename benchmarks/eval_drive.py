@@ -12,8 +12,9 @@ benchmarks/results/drive_<name>.json, then prints one table over them:
   slow4x      edgepilot drive --latency-aware --latency-scale 4        --report drive_perception_x4.json
 
 (all with ``--episodes N --seed S``). The policy trained on seeds >= 100000 and was validated
-on 900-902; the default 1000+ are held out. Run it on a quiet machine: the perception report's
-latency (and, with --latency-aware, its score) depends on what else runs.
+on 900-904 (stage 1 on 900-902); the default 1000+ are held out. Run it on a quiet machine:
+the perception report's latency (and, with --latency-aware, its score) depends on what else
+runs.
 """
 
 from __future__ import annotations
