@@ -143,17 +143,21 @@ DRIVE_RUNS = (("scripted baseline (privileged)", "drive_baseline.json", None),
               ("policy, perception in the loop (INT8, ORT CPU)", "drive_perception.json", None),
               ("  same, latency-aware (x1)", "drive_perception.json", "latency_aware"),
               ("  same, latency-aware (x4: a 4x slower device)", "drive_perception_x4.json", "latency_aware"))
+# the same two privileged drivers on 20 held-out seeds per scenario (five is a small sample)
+DRIVE20_RUNS = DRIVE_RUNS[:2]
+DRIVE20_COMMAND = "PYTHONPATH=. python benchmarks/eval_drive.py --only baseline privileged --episodes 20 --out benchmarks/results/drive20"
 
 
-def drive_table() -> str:
+def drive_table(runs: tuple = DRIVE_RUNS, folder: Path = RESULTS,
+                command: str = "PYTHONPATH=. python benchmarks/eval_drive.py") -> str:
     scenarios = ("highway", "racetrack", "roundabout", "merge")
     lines = ["| driver | " + " | ".join(scenarios) + " | overall | route | penalty | tick p99 ms |",
              "| --- | " + " | ".join("---" for _ in scenarios) + " | --- | --- | --- | --- |"]
     first = None
-    for label, name, section in DRIVE_RUNS:
-        if not (RESULTS / name).is_file():
+    for label, name, section in runs:
+        if not (folder / name).is_file():
             continue
-        d = _load(name)
+        d = json.loads((folder / name).read_text())
         first = first or d
         scores = d[section]["scores"] if section else d["scores"]
         per = [f"{scores['per_scenario'][s]['driving_score']:.3f}" for s in scenarios]
@@ -168,7 +172,7 @@ def drive_table() -> str:
         lines.append("")
         lines.append(f"Driving score (route completion x infraction penalty), mean over {first['episodes_per_scenario']} "
                      f"held-out seeds ({first['seeds'][0]}-{first['seeds'][1]}) per scenario; "
-                     f"`PYTHONPATH=. python benchmarks/eval_drive.py` → `benchmarks/results/drive_*.json` "
+                     f"`{command}` → `{folder.relative_to(RESULTS.parents[1])}/drive_*.json` "
                      f"({first['date'][:10]}, {first['host']['cpu']}).")
     return "\n".join(lines)
 
@@ -204,7 +208,8 @@ def scale_table() -> str:
 
 TABLES = {"engines": engines_table, "loop": loop_table, "cpu": cpu_table,
           "cpu_avx2": lambda: cpu_table("cpu_compare_avx2.json"), "sim": sim_table, "driver": driver_table,
-          "drive": drive_table, "scale": scale_table}
+          "drive": drive_table, "drive20": lambda: drive_table(DRIVE20_RUNS, RESULTS / "drive20", DRIVE20_COMMAND),
+          "scale": scale_table}
 
 
 def render(name: str) -> str:
