@@ -18,8 +18,8 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def _load(name: str) -> dict:
-    return json.loads((RESULTS / name).read_text())
+def _load(name: str, folder: Path = RESULTS) -> dict:
+    return json.loads((folder / name).read_text())
 
 
 def engines_table() -> str:
@@ -145,7 +145,8 @@ DRIVE_RUNS = (("scripted baseline (privileged)", "drive_baseline.json", None),
               ("  same, latency-aware (x4: a 4x slower device)", "drive_perception_x4.json", "latency_aware"))
 # the same two privileged drivers on 20 held-out seeds per scenario (five is a small sample)
 DRIVE20_RUNS = DRIVE_RUNS[:2]
-DRIVE20_COMMAND = "PYTHONPATH=. python benchmarks/eval_drive.py --only baseline privileged --episodes 20 --out benchmarks/results/drive20"
+DRIVE20_COMMAND = ("PYTHONPATH=. python benchmarks/eval_drive.py --only baseline privileged --episodes 20 "
+                   "--out benchmarks/results/drive20")
 
 
 def drive_table(runs: tuple = DRIVE_RUNS, folder: Path = RESULTS,
@@ -157,7 +158,7 @@ def drive_table(runs: tuple = DRIVE_RUNS, folder: Path = RESULTS,
     for label, name, section in runs:
         if not (folder / name).is_file():
             continue
-        d = json.loads((folder / name).read_text())
+        d = _load(name, folder)
         first = first or d
         scores = d[section]["scores"] if section else d["scores"]
         per = [f"{scores['per_scenario'][s]['driving_score']:.3f}" for s in scenarios]

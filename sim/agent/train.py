@@ -355,12 +355,6 @@ def freeze_actor(policy: Any, frozen: bool) -> None:
         p.requires_grad_(not frozen)
 
 
-def reset_exploration(policy: Any, log_std: float) -> None:
-    """Set the Gaussian's log std (every action dimension) to ``log_std``."""
-    with torch.no_grad():
-        policy.log_std.fill_(log_std)
-
-
 def init_weights(model: Any, path: str | Path) -> None:
     """Load the policy weights of an earlier run's checkpoint (``init_from``) into ``model``."""
     state = checkpoint.load(path)
@@ -384,16 +378,16 @@ class _Callback(sb3.common.callbacks.BaseCallback):
         self._bar = progress(cfg.timesteps, "ppo", "step", enabled=cfg.progress)
         self._saved = time.monotonic()
         self._next_val = 0
+        self._frozen: bool | None = None  # the actor's state in the last update (None: none yet)
 
     def _on_training_start(self) -> None:
         self._last = self.model.num_timesteps
         self._next_val = (self.model.num_timesteps // self.cfg.val_every + 1) * self.cfg.val_every
-        self._on_rollout_end()
 
     def _on_rollout_end(self) -> None:
         """Before each update: the actor stays frozen for the first ``vf_warmup_steps``."""
         frozen = self.model.num_timesteps < self.cfg.vf_warmup_steps
-        if frozen != getattr(self, "_frozen", None):
+        if frozen != self._frozen:
             log.info("ppo %d steps: %s", self.model.num_timesteps,
                      "critic warm-up, actor frozen" if frozen else "actor and critic learn")
         self._frozen = frozen
@@ -468,7 +462,8 @@ def train_policy(cfg: PolicyConfig) -> dict[str, Any]:
             checkpoint.save(out / "warmstart.pt", _state(model, cfg, history, best))
         elif cfg.init_from:  # PPO straight from an earlier run's policy
             init_weights(model, cfg.init_from)
-            reset_exploration(model.policy, cfg.log_std_init)
+            with torch.no_grad():  # the exploration noise this config asks for, not the checkpoint's
+                model.policy.log_std.fill_(cfg.log_std_init)
             history.append({"phase": "init", "from": cfg.init_from})
         venv.env_method("set_labelling", False)
         callback = _Callback(cfg, out, history, best)
