@@ -20,7 +20,9 @@ from edgepilot.runtime.errors import EdgepilotError, require
 from edgepilot.sim.builtin.traffic import (
     PRUNE_MIN_LANES,
     act_road,
+    all_straight,
     closest_lane_index,
+    closest_straight_lane_index,
     neighbour_vehicles,
     step_road,
 )
@@ -105,7 +107,8 @@ def make_env(cfg: ScenarioConfig) -> Any:
     actions (roundabout raises on a continuous one) and cost more than our whole frame.
     Each new road uses ``traffic.act_road``, ``traffic.step_road``,
     ``traffic.neighbour_vehicles`` and (on networks of ``PRUNE_MIN_LANES`` lanes or more)
-    ``traffic.closest_lane_index``, and the traffic is ``idm.FastIDMVehicle`` unless the
+    ``traffic.closest_lane_index``, or on smaller all-straight networks
+    ``traffic.closest_straight_lane_index``, and the traffic is ``idm.FastIDMVehicle`` unless the
     scenario's ``env_config`` names another ``other_vehicles_type`` (highway-env's
     results with fewer Python calls).
     """
@@ -122,6 +125,8 @@ def make_env(cfg: ScenarioConfig) -> Any:
         network = self.road.network
         if len(network.lanes_list()) >= PRUNE_MIN_LANES:  # fewer: highway-env's loop is cheaper
             network.get_closest_lane_index = MethodType(closest_lane_index, network)
+        elif all_straight(network):  # highway: three straight lanes, measured in plain floats
+            network.get_closest_lane_index = MethodType(closest_straight_lane_index, network)
 
     quiet = type(f"Quiet{cls_name}", (base,), {"_info": lambda self, obs, action=None: {},
                                                "_reset": reset_road})

@@ -10,7 +10,8 @@ for the vehicles ahead and behind, several times per vehicle per tick) projects
 every road user on a lane one call at a time; ``neighbour_vehicles`` projects them
 all at once on straight lanes; while ``act_road`` runs (every vehicle deciding, nobody
 moving) the road users' positions are gathered once for all those searches instead of
-once per search. Roads with fewer than ``VECTORISE_MIN`` road users keep highway-env's
+once per search, and each lane's projection, sorted along it, is kept for the next
+search on that lane (a bisection). Roads with fewer than ``VECTORISE_MIN`` road users keep highway-env's
 loops (cheaper there). ``scenario.make_env`` binds the three to each new road.
 
 ``closest_lane_index`` replaces ``RoadNetwork.get_closest_lane_index`` on networks of
@@ -22,6 +23,7 @@ The traffic's vehicles themselves are ``sim.builtin.idm.FastIDMVehicle``.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 from typing import Any
@@ -62,12 +64,13 @@ def act_road(road: Any) -> None:
         road._neighbour_snapshot = None
 
 
-def _snapshot(road: Any) -> tuple[list[Any], np.ndarray, np.ndarray]:
-    """(road users, their (M, 2) positions, (M,) not-a-Landmark mask), vehicles then objects."""
+def _snapshot(road: Any) -> tuple[list[Any], np.ndarray, np.ndarray, dict]:
+    """(road users, their (M, 2) positions, (M,) not-a-Landmark mask, per-lane cache of
+    ``_lane_order``), vehicles then objects."""
     landmark = _highway_env_types()[2]
     things = road.vehicles + road.objects
     positions = np.array([t.position for t in things], dtype=np.float64)
-    return things, positions, np.array([not isinstance(t, landmark) for t in things])
+    return things, positions, np.array([not isinstance(t, landmark) for t in things]), {}
 
 
 def step_road(road: Any, dt: float) -> None:
@@ -94,10 +97,12 @@ def neighbour_vehicles(road: Any, vehicle: Any, lane_index: Any = None) -> tuple
     """Drop-in for ``Road.neighbour_vehicles``: the nearest vehicle ahead and behind on a lane.
 
     On a straight lane (all of highway and merge's main road) every other road user is
-    projected in one numpy expression instead of a ``local_coordinates`` call each; the
-    choice is highway-env's (on the lane within 1 m, ahead: smallest ``s >= s_ego``, the
-    last of equals; behind: largest ``s < s_ego``, the first of equals). Other lanes, and
-    roads searching connected lanes, use highway-env's own method.
+    projected in one numpy expression instead of a ``local_coordinates`` call each, and
+    while ``act_road`` runs that projection is kept per lane (sorted along it) for every
+    later search on the lane, so a search is a bisection; the choice is highway-env's (on
+    the lane within 1 m, ahead: smallest ``s >= s_ego``, the last of equals; behind:
+    largest ``s < s_ego``, the first of equals). Other lanes, and roads searching
+    connected lanes, use highway-env's own method.
     """
     straight_lane, road_cls, _ = _highway_env_types()
     lane_index = lane_index or vehicle.lane_index
@@ -109,20 +114,50 @@ def neighbour_vehicles(road: Any, vehicle: Any, lane_index: Any = None) -> tuple
         return road_cls.neighbour_vehicles(road, vehicle, lane_index)
     s = lane.local_coordinates(vehicle.position)[0]
     snapshot = getattr(road, "_neighbour_snapshot", None) or _snapshot(road)
-    things, positions, candidate = snapshot
-    delta = positions - lane.start  # (M, 2)
-    s_v, lat_v = delta @ lane.direction, delta @ lane.direction_lateral  # (M,) each
-    on = (candidate & (np.abs(lat_v) <= lane.width_at(s) / 2 + 1)
-          & (-lane.VEHICLE_LENGTH <= s_v) & (s_v < lane.length + lane.VEHICLE_LENGTH))
+    things = snapshot[0]
+    keys, ids = _lane_order(snapshot, lane, lane_index)
     try:  # the searching vehicle is never its own neighbour
-        on[things.index(vehicle)] = False
+        me = things.index(vehicle)
     except ValueError:
-        pass  # a vehicle not (or no longer) on the road searches too
-    front = np.flatnonzero(on & (s_v >= s))
-    rear = np.flatnonzero(on & (s_v < s))
-    v_front = things[front[s_v[front] == s_v[front].min()][-1]] if len(front) else None
-    v_rear = things[rear[s_v[rear] == s_v[rear].max()][0]] if len(rear) else None
-    return v_front, v_rear
+        me = -1  # a vehicle not (or no longer) on the road searches too
+    n, p = len(keys), bisect.bisect_left(keys, s)
+    front = rear = None
+    j = p  # ahead: the first key >= s, then the last (highest index) of its equals
+    while j < n and ids[j] == me:
+        j += 1
+    if j < n:
+        front, k = ids[j], keys[j]
+        for i in range(j + 1, n):
+            if keys[i] != k:
+                break
+            if ids[i] != me:
+                front = ids[i]
+    j = p - 1  # behind: the last key < s, then the first (lowest index) of its equals
+    while j >= 0 and ids[j] == me:
+        j -= 1
+    if j >= 0:
+        rear, k = ids[j], keys[j]
+        for i in range(j - 1, -1, -1):
+            if keys[i] != k:
+                break
+            if ids[i] != me:
+                rear = ids[i]
+    return (None if front is None else things[front]), (None if rear is None else things[rear])
+
+
+def _lane_order(snapshot: Any, lane: Any, lane_index: Any) -> tuple[list[float], list[int]]:
+    """(s along the straight ``lane``, road-user index) of the users on it within 1 m, sorted by
+    s and then index; kept in the snapshot's cache, which lives as long as the snapshot."""
+    things, positions, candidate, cache = snapshot
+    hit = cache.get(lane_index)
+    if hit is None:
+        delta = positions - lane.start  # (M, 2)
+        s_v, lat_v = delta @ lane.direction, delta @ lane.direction_lateral  # (M,) each
+        on = np.flatnonzero(candidate & (np.abs(lat_v) <= lane.width_at(0.0) / 2 + 1)
+                            & (-lane.VEHICLE_LENGTH <= s_v) & (s_v < lane.length + lane.VEHICLE_LENGTH))
+        on = on[np.argsort(s_v[on], kind="stable")]  # by s, equals in index order
+        hit = cache[lane_index] = (s_v[on].tolist(), on.tolist())
+    return hit
 
 
 # below this many lanes highway-env's loop over them is cheaper than the bounds' numpy calls
@@ -167,6 +202,56 @@ def closest_lane_index(network: Any, position: Any, heading: float | None = None
         if d < best or (d == best and k < best_k):
             best, best_k = d, k
     return indexes[best_k]
+
+
+# two lanes' float distances this close (m) are re-measured by highway-env's own search, so the
+# rounding of plain float arithmetic (vs numpy's dot) can never pick another lane than it would
+TIE_SLACK_M = 1e-6
+
+
+def closest_straight_lane_index(network: Any, position: Any, heading: float | None = None) -> Any:
+    """Drop-in for ``RoadNetwork.get_closest_lane_index`` on a small network of straight lanes
+    (highway's three): each lane's distance in plain float arithmetic (a few hundred ns, where
+    highway-env's ``distance_with_heading`` spends ~10 us in numpy calls on two-element arrays).
+
+    The formula is highway-env's (``|r| + (s beyond the ends) + |wrapped heading difference|``);
+    float rounding may differ from numpy's in the last bits, so when the two smallest distances
+    are within ``TIE_SLACK_M`` highway-env's own search decides: the lane is always its lane.
+    """
+    lanes = getattr(network, "_straight_lanes", None)
+    if lanes is None:
+        lanes = network._straight_lanes = [
+            (idx, float(ln.start[0]), float(ln.start[1]), float(ln.direction[0]), float(ln.direction[1]),
+             float(ln.direction_lateral[0]), float(ln.direction_lateral[1]), float(ln.length), float(ln.heading))
+            for idx, ln in _indexed_lanes(network)]
+    px, py = float(position[0]), float(position[1])
+    best = second = math.inf
+    best_idx = None
+    for idx, sx, sy, dx, dy, lx, ly, length, lane_heading in lanes:
+        ex, ey = px - sx, py - sy
+        s = ex * dx + ey * dy
+        d = abs(ex * lx + ey * ly) + max(s - length, 0.0) + max(-s, 0.0)
+        if heading is not None:
+            d += abs((heading - lane_heading + math.pi) % (2 * math.pi) - math.pi)
+        if d < best:
+            best, second, best_idx = d, best, idx
+        elif d < second:
+            second = d
+    if second - best <= TIE_SLACK_M or not math.isfinite(best):
+        return type(network).get_closest_lane_index(network, position, heading)
+    return best_idx
+
+
+def _indexed_lanes(network: Any) -> list[tuple[Any, Any]]:
+    """((from, to, id), lane) for every lane, in highway-env's order."""
+    return [((_from, _to, _id), lane) for _from, to_dict in network.graph.items()
+            for _to, lane_list in to_dict.items() for _id, lane in enumerate(lane_list)]
+
+
+def all_straight(network: Any) -> bool:
+    """Is every lane of ``network`` a finite ``StraightLane`` (``closest_straight_lane_index`` applies)?"""
+    straight = _highway_env_types()[0]
+    return all(type(lane) is straight and math.isfinite(lane.length) for _, lane in _indexed_lanes(network))
 
 
 def _lane_bounds(network: Any) -> tuple[list[Any], list[Any], np.ndarray, np.ndarray, np.ndarray]:

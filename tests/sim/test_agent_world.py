@@ -126,7 +126,7 @@ def test_closest_lane_index_picks_highway_envs_lane_everywhere(scenario):
     """Points on, beside and far from every lane, with and without a heading: the same lane."""
     from highway_env.road.road import RoadNetwork
 
-    from edgepilot.sim.builtin.traffic import closest_lane_index
+    from edgepilot.sim.builtin.traffic import closest_lane_index, closest_straight_lane_index
 
     with BuiltinSimulator(scenario, SMALL, render=False) as sim:
         sim.reset(0)
@@ -141,7 +141,48 @@ def test_closest_lane_index_picks_highway_envs_lane_everywhere(scenario):
         points.extend(rng.uniform(-300.0, 600.0, (200, 2)))  # anywhere, off every road too
         for k, point in enumerate(points):
             heading = None if k % 5 == 0 else float(rng.uniform(-np.pi, np.pi))
-            ours = closest_lane_index(network, np.asarray(point, np.float64), heading)
+            search = closest_straight_lane_index if scenario == "highway" else closest_lane_index
+            ours = search(network, np.asarray(point, np.float64), heading)
             assert ours == RoadNetwork.get_closest_lane_index(network, np.asarray(point, np.float64), heading)
+        if scenario == "highway":
+            assert getattr(network, "_lane_bounds", None) is None  # below PRUNE_MIN_LANES: not used
+            assert network.get_closest_lane_index.__func__ is closest_straight_lane_index
+            # ties: exactly between two lanes with the same heading, and on a lane's far end
+            mid = (lanes[0].position(50.0, 0.0) + lanes[1].position(50.0, 0.0)) / 2
+            for point, heading in [(mid, float(lanes[0].heading)), (mid, None), (lanes[0].end, None)]:
+                assert (closest_straight_lane_index(network, point, heading)
+                        == RoadNetwork.get_closest_lane_index(network, point, heading))
+            return
         _, _, centres, radii, shrink = network._lane_bounds
         assert len(centres) == len(lanes) and np.isfinite(radii).all()  # every lane kind here is bounded
+
+
+def test_neighbour_search_picks_highway_envs_vehicles_with_ties_and_the_cache():
+    """Every road user searching every lane, with cars at equal s (the tie rules) and the
+    searcher on and off the road: the same front and rear vehicles as highway-env's own
+    search, with the per-lane cache of ``act_road`` and without it."""
+    from highway_env.road.road import Road
+
+    from edgepilot.sim.builtin.traffic import _snapshot, neighbour_vehicles
+
+    with BuiltinSimulator("highway", SMALL, render=False) as sim:
+        sim.reset(4)
+        road = sim.env.road
+        # equal s on one lane (two cars at one spot), beside each other, and a parked column
+        place(sim, [(20.0, 0.0), (20.0, 0.0), (20.0, 4.0), (-10.0, 0.0), (-10.0, 0.0)])
+        road.vehicles.extend(_parked(sim, 4))
+        lanes = [idx for idx in road.network.lanes_dict()]
+        assert len(road.vehicles) >= 8  # the vectorised path (VECTORISE_MIN)
+        stranger = _parked(sim, 1)[0]  # searches without being on the road's list
+        stranger.position = road.vehicles[1].position.copy()  # and ties with a car there
+        searchers = [*road.vehicles, stranger]
+        expected = [[Road.neighbour_vehicles(road, v, idx) for idx in lanes] for v in searchers]
+        assert any(f is not None and r is not None for row in expected for f, r in row)
+        for cached in (False, True):
+            road._neighbour_snapshot = _snapshot(road) if cached else None
+            try:
+                got = [[neighbour_vehicles(road, v, idx) for idx in lanes] for v in searchers]
+            finally:
+                road._neighbour_snapshot = None
+            assert all(g[0] is e[0] and g[1] is e[1] for gr, er in zip(got, expected, strict=True)
+                       for g, e in zip(gr, er, strict=True))
