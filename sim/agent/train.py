@@ -24,7 +24,8 @@ processes (one per core).
    when the policy moves too far from the one that collected the rollout.
 
 A run can also start PPO straight from an earlier run's policy: ``init_from`` with
-``bc_rounds: 0`` (exploration noise reset to ``log_std_init``).
+``bc_rounds: 0`` (exploration noise reset to ``log_std_init``). ``collision_penalty`` sets the
+env reward's collision weight (the env's default, 10, unless a config says otherwise).
 
 Every ``val_every`` steps (and after the warm start) the deterministic policy drives
 ``val_seeds`` of every scenario (seeds below the training range of
@@ -105,6 +106,10 @@ class PolicyConfig:
     log_std_init: float = -1.6  # exploration std e^-1.6 = 0.2 of the action range
     vf_warmup_steps: int = 0  # PPO steps at the start that train the critic only (actor frozen)
     target_kl: float | None = None  # SB3's early stop of an update's epochs (None: never)
+    # the env reward's collision weight (RewardConfig.collision). The driving score multiplies a
+    # run by 0.6 on a collision, i.e. it costs 40 % of the route; at 10 a collision costs less
+    # than the progress a forced merge can win, so PPO learns to force it (see policy_ppo2.yaml)
+    collision_penalty: float = 10.0
     net_arch: tuple[int, ...] = (128, 128)  # actor and critic MLPs after the features
     # validation, checkpoints
     val_seeds: tuple[int, ...] = (900, 901, 902)
@@ -160,9 +165,11 @@ class ExpertLabel(gym.Wrapper):
 def env_kwargs(cfg: PolicyConfig) -> dict[str, Any]:
     """``DriveEnv(**env_kwargs(cfg))``: the env a config trains on (also for validation and export)."""
     from edgepilot.sim.agent.observation import ObservationConfig
+    from edgepilot.sim.agent.reward import RewardConfig
 
     return {"scenarios": cfg.scenarios, "max_steps": cfg.max_steps,
-            "observation": ObservationConfig(frames=cfg.frames, previous_action=cfg.previous_action)}
+            "observation": ObservationConfig(frames=cfg.frames, previous_action=cfg.previous_action),
+            "reward": RewardConfig(collision=cfg.collision_penalty)}
 
 
 def _make_env(cfg: PolicyConfig) -> Any:

@@ -90,6 +90,21 @@ def test_same_seed_same_episode_and_the_scenario_comes_from_options_or_the_seed(
     env.close()
 
 
+def test_a_training_configs_collision_penalty_is_the_envs_collision_weight():
+    pytest.importorskip("stable_baselines3")
+    from edgepilot.sim.agent.train import env_kwargs, load_policy_config
+
+    env = DriveEnv(**env_kwargs(load_policy_config(None, collision_penalty=100.0)))
+    try:
+        env.reset(seed=0, options={"scenario": "highway", "sim_seed": 0})
+        place(env.simulator, [(8.0, 0.0)])  # a stopped car 8 m ahead in the ego's lane
+        _, _, _, info = drive(env, (0.0, 1.0))
+        assert info["reward_terms"]["collision"] == -100.0
+    finally:
+        env.close()
+    assert env_kwargs(load_policy_config(None))["reward"].collision == W.collision  # the default stays 10
+
+
 def test_collision_is_penalised_once_and_terminates(highway):
     highway.reset(seed=0)
     place(highway.simulator, [(8.0, 0.0)])  # a stopped car 8 m ahead in the ego's lane
