@@ -46,6 +46,7 @@ class Renderer:
         self.look: Appearance | None = None
         self.backdrop: Backdrop | None = None
         self._labels_only = False
+        self._ground_labels: tuple[np.ndarray, np.ndarray, np.ndarray, list[int]] | None = None
 
     def begin_episode(self, world: StaticWorld, look: Appearance, backdrop: Backdrop,
                       texture: GroundTexture | None) -> None:
@@ -54,6 +55,15 @@ class Renderer:
         self._labels_only = texture is None
         if texture is not None:
             self.ground.begin_episode(look, texture)
+        # render_labels draws the three ground layers as one, in the same order (one pass of
+        # culling and projection instead of three: the same pixels, ~0.2 ms less a frame)
+        layers = (world.road, world.sidewalks, world.lines)
+        self._ground_labels = (
+            np.concatenate([layer.polys for layer in layers]),
+            np.concatenate([layer.centres for layer in layers]),
+            np.concatenate([layer.radii for layer in layers]),
+            np.concatenate([np.full(len(layer.polys), layer.tag, np.int64) for layer in layers]).tolist(),
+        )
 
     def render(self, pose: tuple[float, float, float], vehicles: BoxSet, frame: int
                ) -> tuple[np.ndarray, np.ndarray, tuple[Box2D, ...]]:
@@ -96,8 +106,15 @@ class Renderer:
             raise SimulatorError("Renderer.render_labels before begin_episode: call begin_episode first")
         self.camera.set_pose(*pose)
         np.copyto(self.labels, backdrop.labels)
-        for layer in (world.road, world.sidewalks, world.lines):
-            self._draw_ground(layer, look, rgb=False)
+        assert self._ground_labels is not None  # set with the world by begin_episode
+        polys, centres, radii, tags = self._ground_labels
+        idx = self._visible(centres, radii)
+        if len(idx):
+            sel = polys[idx]
+            cam = self.camera.to_camera(np.concatenate([sel, np.zeros(sel.shape[:2] + (1,))], axis=2))
+            for k, px in zip(idx.tolist(), self._batch_pixels(cam), strict=True):
+                if px is not None:
+                    cv2.fillConvexPoly(self.labels, px, tags[k], cv2.LINE_8, SHIFT)
         self._draw_boxes(world.props, vehicles, look, rgb=False)
         return self.labels.copy()
 
