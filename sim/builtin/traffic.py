@@ -17,7 +17,9 @@ loops (cheaper there). ``scenario.make_env`` binds the three to each new road.
 ``closest_lane_index`` replaces ``RoadNetwork.get_closest_lane_index`` on networks of
 ``PRUNE_MIN_LANES`` lanes or more; every vehicle calls it after every move, and it
 measures its distance to every lane of the network (32 in the roundabout): it measures, with highway-env's own function, only
-the lanes that could be the closest, the others ruled out by a lower bound (below).
+the lanes that could be the closest, the others ruled out by a lower bound (below); on
+smaller networks of straight lanes only (highway's three) ``closest_straight_lane_index``
+measures each lane in plain floats instead of highway-env's numpy calls.
 The traffic's vehicles themselves are ``sim.builtin.idm.FastIDMVehicle``.
 """
 
