@@ -56,7 +56,7 @@ class Renderer:
         if texture is not None:
             self.ground.begin_episode(look, texture)
         # render_labels draws the three ground layers as one, in the same order (one pass of
-        # culling and projection instead of three: the same pixels, ~0.2 ms less a frame)
+        # culling and projection instead of three: the same pixels)
         layers = (world.road, world.sidewalks, world.lines)
         self._ground_labels = (
             np.concatenate([layer.polys for layer in layers]),
@@ -108,13 +108,10 @@ class Renderer:
         np.copyto(self.labels, backdrop.labels)
         assert self._ground_labels is not None  # set with the world by begin_episode
         polys, centres, radii, tags = self._ground_labels
-        idx = self._visible(centres, radii)
-        if len(idx):
-            sel = polys[idx]
-            cam = self.camera.to_camera(np.concatenate([sel, np.zeros(sel.shape[:2] + (1,))], axis=2))
-            for k, px in zip(idx.tolist(), self._batch_pixels(cam), strict=True):
-                if px is not None:
-                    cv2.fillConvexPoly(self.labels, px, tags[k], cv2.LINE_8, SHIFT)
+        idx, pixels = self._ground_pixels(polys, centres, radii)
+        for k, px in zip(idx.tolist(), pixels, strict=True):
+            if px is not None:
+                cv2.fillConvexPoly(self.labels, px, tags[k], cv2.LINE_8, SHIFT)
         self._draw_boxes(world.props, vehicles, look, rgb=False)
         return self.labels.copy()
 
@@ -180,18 +177,23 @@ class Renderer:
                 return None
         return np.round(px * (1 << SHIFT)).astype(np.int32)
 
-    def _draw_ground(self, layer: GroundLayer, look: Appearance, rgb: bool = True) -> None:
-        idx = self._visible(layer.centres, layer.radii)
+    def _ground_pixels(self, polys: np.ndarray, centres: np.ndarray, radii: np.ndarray
+                       ) -> tuple[np.ndarray, list[np.ndarray | None]]:
+        """(indices of the quads that may be in view, their fixed-point pixels or None)."""
+        idx = self._visible(centres, radii)
         if not len(idx):
-            return
-        polys = layer.polys[idx]
-        cam = self.camera.to_camera(np.concatenate([polys, np.zeros(polys.shape[:2] + (1,))], axis=2))
-        colours = None
-        if layer.rgb is not None and rgb:
+            return idx, []
+        sel = polys[idx]
+        cam = self.camera.to_camera(np.concatenate([sel, np.zeros(sel.shape[:2] + (1,))], axis=2))
+        return idx, self._batch_pixels(cam)
+
+    def _draw_ground(self, layer: GroundLayer, look: Appearance) -> None:
+        idx, pixels = self._ground_pixels(layer.polys, layer.centres, layer.radii)
+        cols = None
+        if layer.rgb is not None and len(idx):
             dist = np.linalg.norm(layer.centres[idx] - self.camera.position[:2], axis=1)
-            colours = look.finish(layer.rgb[idx], dist)
-        cols = None if colours is None else colours.tolist()
-        for k, px in enumerate(self._batch_pixels(cam)):
+            cols = look.finish(layer.rgb[idx], dist).tolist()
+        for k, px in enumerate(pixels):
             if px is None:
                 continue
             cv2.fillConvexPoly(self.labels, px, layer.tag, cv2.LINE_8, SHIFT)
