@@ -7,6 +7,7 @@ Runs ``edgepilot drive``'s library call (the same as the commands below) and wri
 benchmarks/results/drive_<name>.json, then prints one table over them:
 
   baseline    edgepilot drive --driver scripted                        --report drive_baseline.json
+  overtaking  edgepilot drive --driver overtaking                      --report drive_overtaking.json
   privileged  edgepilot drive --privileged                             --report drive_privileged.json
   perception  edgepilot drive --latency-aware  (models/seg,models/det INT8, ORT CPU) --report drive_perception.json
   slow4x      edgepilot drive --latency-aware --latency-scale 4        --report drive_perception_x4.json
@@ -26,7 +27,7 @@ from edgepilot.commands.drive import default_bundles
 from edgepilot.sim.agent.drive import DriveOptions, drive, score_table, write_report
 
 RESULTS = Path(__file__).resolve().parent / "results"
-RUNS = ("baseline", "privileged", "perception", "slow4x")
+RUNS = ("baseline", "overtaking", "privileged", "perception", "slow4x")
 
 
 def options(name: str, episodes: int, seed: int) -> DriveOptions:
@@ -34,8 +35,8 @@ def options(name: str, episodes: int, seed: int) -> DriveOptions:
     policy = str(shipped["policy"]) if shipped["policy"] else ""
     perception = tuple(str(shipped[k]) for k in ("seg", "det") if shipped[k] is not None)
     common = {"episodes": episodes, "seed": seed, "policy": policy}
-    if name == "baseline":
-        return DriveOptions(driver="scripted", **common)
+    if name in ("baseline", "overtaking"):
+        return DriveOptions(driver="scripted" if name == "baseline" else "overtaking", **common)
     if name == "privileged":
         return DriveOptions(privileged=True, **common)
     if name == "perception":

@@ -93,8 +93,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="segmentation (and detection) bundles (default: the shipped models/seg,models/det)")
     p.add_argument("--policy", type=Path, default=None, metavar="BUNDLE",
                    help="policy bundle (default: the shipped models/policy)")
-    p.add_argument("--driver", choices=("policy", "scripted"), default="policy",
-                   help="policy (default) or the privileged scripted baseline driver (builtin only)")
+    p.add_argument("--driver", choices=("policy", "scripted", "overtaking"), default="policy",
+                   help="policy (default), the privileged scripted baseline driver, or that driver with lane "
+                        "changes past slower traffic (the stage-7 policy's expert); scripted ones: builtin only")
     p.add_argument("--privileged", action="store_true",
                    help="observation from the simulator's ground-truth labels instead of the seg bundle's predictions")
     p.add_argument("--latency-aware", action="store_true",
@@ -131,7 +132,7 @@ def options_from_args(args: argparse.Namespace) -> object:
                                  exit_code=2)
     if args.perception is not None:
         perception = tuple(args.perception)
-    elif args.privileged or args.driver == "scripted":
+    elif args.privileged or args.driver != "policy":
         perception = ()  # nothing to perceive unless asked (the video then shows the plain camera)
     else:
         perception = tuple(str(shipped[k]) for k in ("seg", "det") if shipped[k] is not None)

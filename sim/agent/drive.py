@@ -37,6 +37,9 @@ TICK_BUDGET_MS = 50.0  # one simulator step at 20 Hz
 BUILTIN_SCENARIOS = ("highway", "racetrack", "roundabout", "merge")
 
 
+SCRIPTED = ("scripted", "overtaking")  # the privileged scripted drivers (--driver), builtin only
+
+
 @dataclass
 class DriveOptions:
     sim: str = "builtin"
@@ -45,7 +48,7 @@ class DriveOptions:
     seed: int = 1000
     perception: tuple[str, ...] = ()
     policy: str = ""
-    driver: str = "policy"  # policy | scripted (the privileged baseline, builtin only)
+    driver: str = "policy"  # policy | scripted (the privileged baseline) | overtaking (it with lane changes)
     privileged: bool = False
     latency_aware: bool = False
     latency_scale: float = 1.0
@@ -61,12 +64,14 @@ class DriveOptions:
 
 
 class ScriptedPolicy:
-    """The privileged scripted driver behind ``DrivingPolicy``'s interface (``--driver scripted``)."""
+    """The privileged scripted driver behind ``DrivingPolicy``'s interface (``--driver scripted``;
+    ``overtake``: with lane changes, ``--driver overtaking``)."""
 
-    def __init__(self, sim: Any, policy: DrivingPolicy | None) -> None:
-        from edgepilot.sim.driver import ScriptedDriver
+    def __init__(self, sim: Any, policy: DrivingPolicy | None, overtake: bool = False) -> None:
+        from edgepilot.sim.driver import DriverConfig, ScriptedDriver
 
-        self.sim, self.driver, self.inner = sim, ScriptedDriver(), policy
+        self.sim, self.driver, self.inner = sim, ScriptedDriver(DriverConfig(overtake=overtake)), policy
+        self.overtake = overtake
         self.config = policy.config if policy is not None else None
         self.last_observation = None
         self.last_ms = {"observation": 0.0, "policy": float("nan")}
@@ -78,7 +83,7 @@ class ScriptedPolicy:
         from edgepilot.sim.agent.action import Action
 
         t0 = time.perf_counter()
-        action = Action.from_control(self.driver.act(self.sim.privileged(), ego))
+        action = Action.from_control(self.driver.act(self.sim.privileged(lanes=self.overtake), ego))
         self.last_ms = {"observation": 0.0, "policy": (time.perf_counter() - t0) * 1e3}
         return action
 
@@ -86,7 +91,8 @@ class ScriptedPolicy:
         pass
 
     def describe(self) -> dict[str, Any]:
-        return {"driver": "edgepilot.sim.driver.ScriptedDriver (privileged, pure pursuit + gap keeping)"}
+        lanes = ", lane changes past slower traffic" if self.overtake else ""
+        return {"driver": f"edgepilot.sim.driver.ScriptedDriver (privileged, pure pursuit + gap keeping{lanes})"}
 
     def close(self) -> None:
         pass
@@ -146,13 +152,14 @@ def build_agent(opts: DriveOptions) -> Agent:
                   for p in opts.perception]
     if policy is None and opts.driver == "policy":
         raise EdgepilotError("give a policy bundle (--policy BUNDLE)", exit_code=2)
-    return Agent(policy, perception, privileged=opts.privileged or opts.driver == "scripted")  # type: ignore[arg-type]
+    return Agent(policy, perception, privileged=opts.privileged or opts.driver in SCRIPTED)  # type: ignore[arg-type]
 
 
 def drive(opts: DriveOptions) -> dict[str, Any]:
     """Drive every episode of ``opts``; the report (see the module docstring)."""
-    if opts.driver == "scripted" and opts.sim != "builtin":
-        raise EdgepilotError("--driver scripted needs the builtin world's ground truth (--sim builtin)", exit_code=2)
+    if opts.driver in SCRIPTED and opts.sim != "builtin":
+        raise EdgepilotError(f"--driver {opts.driver} needs the builtin world's ground truth (--sim builtin)",
+                             exit_code=2)
     opts.scale.check(opts.sim)
     if opts.scale.workers > 1:
         return _drive_scaled(opts)
@@ -171,8 +178,9 @@ def drive(opts: DriveOptions) -> dict[str, Any]:
         for scenario in opts.scenarios:
             sim = _make_sim(opts, scenario, agent)
             try:
-                if opts.driver == "scripted":
-                    agent.policy = ScriptedPolicy(sim, agent.policy if isinstance(agent.policy, DrivingPolicy) else None)  # type: ignore[assignment]
+                if opts.driver in SCRIPTED:
+                    agent.policy = ScriptedPolicy(sim, agent.policy if isinstance(agent.policy, DrivingPolicy) else None,  # type: ignore[assignment]
+                                                  overtake=opts.driver == "overtaking")
                 for delayed in modes:
                     for k in range(opts.episodes):
                         seed = opts.seed + k
@@ -213,9 +221,9 @@ class DriveWorker:
         if scenario not in self.sims:
             self.sims[scenario] = _make_sim(self.opts, scenario, self.agent)
         sim = self.sims[scenario]
-        if self.opts.driver == "scripted":
+        if self.opts.driver in SCRIPTED:
             inner = self.inner if isinstance(self.inner, DrivingPolicy) else None
-            self.agent.policy = ScriptedPolicy(sim, inner)  # type: ignore[assignment]
+            self.agent.policy = ScriptedPolicy(sim, inner, overtake=self.opts.driver == "overtaking")  # type: ignore[assignment]
         result = run_episode(sim, self.agent, seed, latency_aware=delayed, latency_scale=self.opts.latency_scale,
                              max_steps=self.opts.max_steps)
         result.scenario = scenario
@@ -256,7 +264,7 @@ def _report(opts: DriveOptions, runs: dict[bool, list[EpisodeResult]], describe:
     plain = runs[False]
     latency = _latency(plain)
     tick = latency.get("tick", {})
-    mode = "scripted" if opts.driver == "scripted" else "privileged" if opts.privileged else "perception"
+    mode = opts.driver if opts.driver in SCRIPTED else "privileged" if opts.privileged else "perception"
     report: dict[str, Any] = {
         "benchmark": "drive",
         "sim": opts.sim, "mode": mode,

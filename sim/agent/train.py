@@ -39,6 +39,7 @@ checkpoints (``torch.load(weights_only=True)``). ``OUT/progress.csv`` is SB3's l
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -58,7 +59,7 @@ from edgepilot.runtime.progress import progress
 from edgepilot.sim.agent.action import Action
 from edgepilot.sim.agent.env import SCENARIOS, DriveEnv
 from edgepilot.sim.agent.policy_net import ViewVectorExtractor
-from edgepilot.sim.driver import ScriptedDriver
+from edgepilot.sim.driver import DriverConfig, ScriptedDriver
 
 log = logging.getLogger(__name__)
 gym: Any = require("gymnasium", "sim", "the driving env")
@@ -87,6 +88,11 @@ class PolicyConfig:
     bc_lr: float = 1e-3
     bc_value_weight: float = 0.01
     expert_steer_noise: float = 0.15  # round 0: OU noise std on the expert's steering
+    # the expert changes lanes past slower traffic (DriverConfig.overtake; the baseline does not)
+    expert_overtake: bool = False
+    # scenarios whose states are labelled by the warm start's starting policy (init_from) itself,
+    # not by the expert: keeps what it already drives better than the scripted driver
+    anchor_scenarios: tuple[str, ...] = ()
     # continue an earlier run: its policy weights start the warm start, whose rounds are
     # numbered from bc_first_round (beta = 0.5 ** round: late rounds drive the policy itself)
     init_from: str = ""
@@ -128,6 +134,8 @@ def load_policy_config(path: str | Path | None = None, **overrides: Any) -> Poli
                              exit_code=2)
     if cfg.n_envs < 1 or cfg.batch_size < 2 or cfg.n_steps < 2:
         raise EdgepilotError("n_envs >= 1, n_steps >= 2 and batch_size >= 2, please", exit_code=2)
+    if cfg.anchor_scenarios and not cfg.init_from:
+        raise EdgepilotError("anchor_scenarios are labelled by the starting policy: give init_from too", exit_code=2)
     return cfg
 
 
@@ -136,11 +144,16 @@ def load_policy_config(path: str | Path | None = None, **overrides: Any) -> Poli
 
 class ExpertLabel(gym.Wrapper):
     """Adds ``info["expert_action"]`` (the scripted driver's (steer, pedal) for the new state)
-    while ``labelling`` is on (``env_method("set_labelling", False)`` turns it off for PPO)."""
+    while ``labelling`` is on (``env_method("set_labelling", False)`` turns it off for PPO).
 
-    def __init__(self, env: Any) -> None:
+    ``overtake``: the expert changes lanes (``DriverConfig.overtake``). In ``anchor_scenarios``
+    the label is NaN: ``collect`` fills it with the anchor policy's action."""
+
+    def __init__(self, env: Any, overtake: bool = False, anchor_scenarios: tuple[str, ...] = ()) -> None:
         super().__init__(env)
-        self.driver = ScriptedDriver()
+        self.driver = ScriptedDriver(DriverConfig(overtake=overtake))
+        self.overtake = overtake
+        self.anchor_scenarios = frozenset(anchor_scenarios)
         self.labelling = True
 
     def set_labelling(self, on: bool) -> None:
@@ -148,13 +161,17 @@ class ExpertLabel(gym.Wrapper):
 
     def _label(self, info: dict) -> dict:
         if self.labelling:
+            if info.get("scenario") in self.anchor_scenarios:
+                info["expert_action"] = np.full(2, np.nan, np.float32)
+                return info
             drive = self.env.unwrapped
-            control = self.driver.act(drive.simulator.privileged(), drive.sim_observation.ego)
+            control = self.driver.act(drive.simulator.privileged(lanes=self.overtake), drive.sim_observation.ego)
             info["expert_action"] = Action.from_control(control).to_array()
         return info
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict]:
         obs, info = self.env.reset(**kwargs)
+        self.driver.reset(0)  # a new episode: no lane change under way
         return obs, self._label(info)
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
@@ -181,7 +198,7 @@ def _make_env(cfg: PolicyConfig) -> Any:
         from stable_baselines3.common.monitor import Monitor
 
         # Monitor: episode reward and length into SB3's log (rollout/ep_rew_mean, the curve)
-        return ExpertLabel(Monitor(DriveEnv(**env_kwargs(cfg))))
+        return ExpertLabel(Monitor(DriveEnv(**env_kwargs(cfg))), cfg.expert_overtake, cfg.anchor_scenarios)
     return make
 
 
@@ -218,13 +235,26 @@ def _expert_actions(infos: Any) -> np.ndarray:
     return np.stack([np.asarray(i["expert_action"], np.float32) for i in infos])
 
 
+def _anchored(expert: np.ndarray, obs: dict[str, np.ndarray], anchor: Any | None) -> np.ndarray:
+    """The expert labels with the NaN rows (anchor scenarios) filled by ``anchor``'s actions."""
+    missing = np.isnan(expert).any(axis=1)
+    if missing.any():
+        if anchor is None:
+            raise EdgepilotError("anchor_scenarios needs init_from: the policy that labels them", exit_code=2)
+        own, _ = anchor.predict(obs, deterministic=True)
+        expert = expert.copy()
+        expert[missing] = np.clip(own[missing], -1.0, 1.0)
+    return expert
+
+
 def collect(venv: Any, policy: Any, steps: int, beta: float, noise: float, gamma: float,
-            rng: np.random.Generator) -> dict[str, np.ndarray]:
+            rng: np.random.Generator, anchor: Any | None = None) -> dict[str, np.ndarray]:
     """``steps`` labelled states: expert actions (+ OU steer noise) with probability ``beta``,
-    the policy's deterministic ones otherwise; returns discounted per env from the rewards."""
+    the policy's deterministic ones otherwise; returns discounted per env from the rewards.
+    States of anchor scenarios (NaN labels) are labelled by ``anchor``'s deterministic action."""
     n = venv.num_envs
     obs = venv.reset()
-    expert = _expert_actions(venv.reset_infos)
+    expert = _anchored(_expert_actions(venv.reset_infos), obs, anchor)
     views, vectors, labels, rewards, dones = [], [], [], [], []
     ou = np.zeros(n, np.float32)
     for _ in range(max(steps // n, 1)):
@@ -242,8 +272,8 @@ def collect(venv: Any, policy: Any, steps: int, beta: float, noise: float, gamma
         obs, reward, done, infos = venv.step(np.clip(act, -1.0, 1.0))
         rewards.append(reward.astype(np.float32))
         dones.append(done)
-        expert = np.stack([np.asarray((venv.reset_infos[i] if done[i] else infos[i])["expert_action"], np.float32)
-                           for i in range(n)])
+        expert = _anchored(np.stack([np.asarray((venv.reset_infos[i] if done[i] else infos[i])["expert_action"],
+                                                np.float32) for i in range(n)]), obs, anchor)
     r, d = np.stack(rewards), np.stack(dones)
     returns = np.zeros_like(r)
     running = np.zeros(n, np.float32)
@@ -289,11 +319,13 @@ def fit(policy: Any, data: dict[str, np.ndarray], cfg: PolicyConfig, rng: np.ran
 def warm_start(model: Any, venv: Any, cfg: PolicyConfig, history: list[dict]) -> None:
     rng = np.random.default_rng(cfg.seed)
     data: dict[str, np.ndarray] | None = None
+    # the starting policy, frozen: it labels the anchor scenarios' states
+    anchor = copy.deepcopy(model.policy) if cfg.anchor_scenarios else None
     for r in range(cfg.bc_first_round, cfg.bc_first_round + cfg.bc_rounds):
         beta = 1.0 if r == 0 else 0.5 ** r
         t0 = time.perf_counter()
         new = collect(venv, model.policy, cfg.bc_steps, beta, cfg.expert_steer_noise if r == 0 else 0.0,
-                      cfg.gamma, rng)
+                      cfg.gamma, rng, anchor)
         data = new if data is None else {k: np.concatenate([data[k], new[k]]) for k in data}
         loss = fit(model.policy, data, cfg, rng, cfg.bc_epochs)
         log.info("warm start round %d/%d: beta %.3f, %d states, action loss %.4f (%.0f s)",

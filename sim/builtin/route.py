@@ -31,6 +31,8 @@ class Privileged:
     lead_speed_mps: float
     ego_speed_mps: float
     target_speed_mps: float
+    lane_index: tuple = ()  # highway-env's index of the ego's lane
+    lanes: tuple[LaneOption, ...] = ()  # the lanes beside it (``privileged_view(lanes=True)``)
 
 
 def wrap(angle: float) -> float:
@@ -121,8 +123,9 @@ class Route:
         return pts, heads
 
 
-def privileged_view(ego, road, route: Route, target_speed_mps: float) -> Privileged:
-    """What a driver with perfect knowledge sees, computed from highway-env's state."""
+def privileged_view(ego, road, route: Route, target_speed_mps: float, lanes: bool = False) -> Privileged:
+    """What a driver with perfect knowledge sees, computed from highway-env's state; with
+    ``lanes``, also the lanes beside the ego's and their traffic (``lane_options``)."""
     lane = ego.lane
     s, lat = lane.local_coordinates(ego.position)
     lane_heading = -lane.heading_at(s)
@@ -142,6 +145,8 @@ def privileged_view(ego, road, route: Route, target_speed_mps: float) -> Privile
         lead_speed_mps=lead_speed,
         ego_speed_mps=float(ego.speed),
         target_speed_mps=target_speed_mps,
+        lane_index=tuple(ego.lane_index),
+        lanes=lane_options(ego, road, route) if lanes else (),
     )
 
 
@@ -160,3 +165,66 @@ def _lead(ego, road, path_hw: np.ndarray) -> tuple[float, float]:
     i = int(np.argmin(along))
     gap = along[i] - (ego.LENGTH + others[i].LENGTH) / 2
     return float(max(gap, 0.0)), float(getattr(others[i], "speed", 0.0))
+
+
+@dataclass(frozen=True, slots=True)
+class LaneOption:
+    """A lane beside the ego's on a straight stretch, for an overtaking driver (world frame).
+
+    Gaps are bumper to bumper along the lane (inf when nothing is there); ``side`` is -1 for
+    the lane on the ego's left, +1 for the one on its right.
+    """
+
+    lane_index: tuple
+    side: int
+    path_xy: np.ndarray  # (K, 2) lane-centre points ahead, as Privileged.path_xy
+    lead_gap_m: float
+    lead_speed_mps: float
+    rear_gap_m: float
+    rear_speed_mps: float
+    lateral_offset_m: float  # the ego's offset from this lane's centre, left positive
+
+
+LANE_HALF_CATCH_M = 2.5  # a vehicle this close to a lane's centre line counts as in that lane
+
+
+def lane_options(ego, road, route: Route) -> tuple[LaneOption, ...]:
+    """The drivable lanes beside the ego's, with the traffic ahead of and behind the ego in them.
+
+    Only straight lanes of the ego's own road segment that are not ``forbidden`` (highway-env
+    marks the merge's ramp so) count, so curved roads (racetrack, roundabout) have none.
+    """
+    from highway_env.road.lane import StraightLane
+
+    a, b, i = ego.lane_index
+    if not isinstance(ego.lane, StraightLane):
+        return ()
+    lanes = road.network.graph[a][b]
+    others = [v for v in road.vehicles if v is not ego] + list(road.objects)
+    options = []
+    for j in (i - 1, i + 1):
+        if not 0 <= j < len(lanes):
+            continue
+        lane = lanes[j]
+        if not isinstance(lane, StraightLane) or getattr(lane, "forbidden", False):
+            continue
+        s_ego, lat_ego = lane.local_coordinates(ego.position)
+        lead = (math.inf, 0.0)
+        rear = (math.inf, 0.0)
+        for v in others:
+            s, lat = lane.local_coordinates(v.position)
+            if abs(lat) > LANE_HALF_CATCH_M:
+                continue
+            gap = abs(s - s_ego) - (ego.LENGTH + v.LENGTH) / 2
+            speed = float(getattr(v, "speed", 0.0))
+            if s >= s_ego and gap < lead[0]:
+                lead = (max(gap, 0.0), speed)
+            elif s < s_ego and gap < rear[0]:
+                rear = (max(gap, 0.0), speed)
+        path_hw, _ = route.path((a, b, j), ego.position)
+        # highway-env's frame has y down: lane index i - 1 lies on the ego's left
+        options.append(LaneOption(lane_index=(a, b, j), side=-1 if j < i else 1, path_xy=to_world(path_hw),
+                                  lead_gap_m=float(lead[0]), lead_speed_mps=lead[1],
+                                  rear_gap_m=float(rear[0]), rear_speed_mps=rear[1],
+                                  lateral_offset_m=-float(lat_ego)))
+    return tuple(options)

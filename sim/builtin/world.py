@@ -136,9 +136,10 @@ class BuiltinSimulator(Simulator):
         position = self.ego.position
         return not any(lane.on_lane(position, margin=margin_m) for lane in self.env.road.network.lanes_list())
 
-    def privileged(self) -> Privileged:
-        """Lane geometry, lead vehicle and speeds for the scripted baseline driver."""
-        return privileged_view(self.ego, self.env.road, self.route, self.config.target_speed_mps)
+    def privileged(self, lanes: bool = False) -> Privileged:
+        """Lane geometry, lead vehicle and speeds for the scripted baseline driver; with ``lanes``,
+        the lanes beside the ego's and their traffic too (for ``DriverConfig.overtake``)."""
+        return privileged_view(self.ego, self.env.road, self.route, self.config.target_speed_mps, lanes=lanes)
 
     def _route_progress(self, length_m: float) -> RouteProgress:
         """Progress tracker on the route polyline ahead of the ego, ``length_m`` long."""

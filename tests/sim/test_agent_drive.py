@@ -189,3 +189,18 @@ def test_several_ort_engines_in_one_tick_do_not_spin(tiny_policy_bundle, tmp_pat
     agent = build_agent(both)
     assert agent.policy.engine.describe()["spin"] is False
     assert [m.engine.describe()["spin"] for m in agent.perception] == [False]
+
+
+def test_the_overtaking_driver_drives_from_the_cli_and_says_so_in_the_report(tmp_path, capsys):
+    """`drive --driver overtaking` runs the scripted driver with lane changes (no bundle needed) and
+    its report names the mode and the driver; CARLA has no ground truth for it: one-line error."""
+    report = tmp_path / "drive.json"
+    code = main(["drive", "--driver", "overtaking", "--scenario", "highway", "--episodes", "1",
+                 "--max-steps", str(STEPS), "--size", "128x256", "--report", str(report), "--no-progress"])
+    assert code == 0
+    data = json.loads(report.read_text())
+    assert data["mode"] == "overtaking" and "lane changes" in data["agent"]["policy"]["driver"]
+    assert_episodes(data["episodes"])
+    capsys.readouterr()
+    assert main(["drive", "--driver", "overtaking", "--sim", "carla", "--no-progress"]) == 2
+    assert "--driver overtaking needs the builtin world" in one_error_line(capsys)

@@ -148,3 +148,39 @@ def test_ppo_from_an_earlier_run_warms_the_critic_up_with_the_actor_frozen(tmp_p
     loaded.policy.load_state_dict(learning)
     assert any(not torch.equal(b, a) for b, a in zip(actor_before[:-1], actor_parameters(loaded.policy)[:-1],
                                                       strict=True))
+
+
+def test_anchor_scenarios_are_labelled_by_the_starting_policy_and_need_one():
+    """In ``anchor_scenarios`` the expert wrapper leaves the label empty (NaN) and ``collect`` fills
+    it with the anchor policy's action; elsewhere the scripted expert's label stays. A config with
+    anchor scenarios but no starting policy is a one-line error."""
+    pytest.importorskip("stable_baselines3")
+    from edgepilot.runtime.errors import EdgepilotError
+    from edgepilot.sim.agent.env import DriveEnv
+    from edgepilot.sim.agent.train import ExpertLabel, _anchored, load_policy_config
+
+    env = ExpertLabel(DriveEnv(scenarios=("highway", "roundabout"), max_steps=3), overtake=True,
+                      anchor_scenarios=("roundabout",))
+    try:
+        _, info = env.reset(seed=0, options={"scenario": "roundabout"})
+        assert np.isnan(info["expert_action"]).all()
+        _, info = env.reset(seed=0, options={"scenario": "highway"})
+        assert np.isfinite(info["expert_action"]).all()
+    finally:
+        env.close()
+
+    class Anchor:
+        def predict(self, obs, deterministic=False):
+            assert deterministic
+            return np.full((len(obs["vector"]), 2), 0.25, np.float32), None
+
+    expert = np.array([[0.1, 0.2], [np.nan, np.nan]], np.float32)
+    obs = {"view": np.zeros((2, 1, 1, 1), np.uint8), "vector": np.zeros((2, 2), np.float32)}
+    filled = _anchored(expert, obs, Anchor())
+    assert filled.tolist() == [[pytest.approx(0.1), pytest.approx(0.2)], [0.25, 0.25]]
+    assert np.isnan(expert[1]).all()  # the input is not changed
+    with pytest.raises(EdgepilotError, match="anchor_scenarios needs init_from"):
+        _anchored(expert, obs, None)
+    with pytest.raises(EdgepilotError, match="give init_from too") as err:
+        load_policy_config(None, anchor_scenarios=("roundabout",))
+    assert err.value.exit_code == 2
