@@ -237,13 +237,17 @@ class BuiltinSimulator(Simulator):
         """Body and cabin boxes of the other vehicles near the camera, plus road obstacles."""
         ego, rows = self.ego, []
         far = self.renderer.far_m + 20.0
-        for v in self.env.road.vehicles:
-            if v is ego or np.linalg.norm(v.position - ego.position) > far:
-                continue
+        others = [v for v in self.env.road.vehicles if v is not ego]
+        if others:  # one distance test for all of them; plain floats below (to_world negates y)
+            rel = np.array([v.position for v in others]) - ego.position
+            near = (np.sqrt(rel[:, 0] ** 2 + rel[:, 1] ** 2) <= far).tolist()
+            others = [v for v, keep in zip(others, near, strict=True) if keep]
+        truck = TAG_IDS["Truck"]
+        for v in others:
             _, aid, tag, rgb = self._actor(v)
-            x, y = to_world(v.position)
+            x, y = float(v.position[0]), -float(v.position[1])
             yaw, hl, hw = -float(v.heading), v.LENGTH / 2, v.WIDTH / 2
-            if tag == TAG_IDS["Truck"]:
+            if tag == truck:
                 rows.append((x, y, yaw, hl, hw, 0.3, 3.4, tag, rgb, aid))
                 cx, cy = x + (hl - 1.0) * math.cos(yaw), y + (hl - 1.0) * math.sin(yaw)
                 rows.append((cx, cy, yaw, 1.0, hw, 0.3, 2.9, tag, GLASS_RGB + 40, aid))
