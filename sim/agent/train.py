@@ -79,6 +79,7 @@ class PolicyConfig:
     # the observation (sim.agent.observation.ObservationConfig): stacked frames, and no previous
     # action in the vector (a cloned policy would copy it: see that module's docstring)
     frames: int = 2
+    frame_step: int = 1  # steps between stacked frames (ObservationConfig.frame_step)
     previous_action: bool = False
     # warm start: DAgger with the scripted driver as the expert
     bc_rounds: int = 4
@@ -185,7 +186,8 @@ def env_kwargs(cfg: PolicyConfig) -> dict[str, Any]:
     from edgepilot.sim.agent.reward import RewardConfig
 
     return {"scenarios": cfg.scenarios, "max_steps": cfg.max_steps,
-            "observation": ObservationConfig(frames=cfg.frames, previous_action=cfg.previous_action),
+            "observation": ObservationConfig(frames=cfg.frames, frame_step=cfg.frame_step,
+                                             previous_action=cfg.previous_action),
             "reward": RewardConfig(collision=cfg.collision_penalty)}
 
 

@@ -145,3 +145,25 @@ def test_action_round_trips_through_control_and_checks_its_size():
     assert a.to_array().dtype == np.float32 and a.to_array().tolist() == [-0.25, 0.5]
     with pytest.raises(ValueError, match="steer, pedal"):
         Action.from_array([0.1, 0.2, 0.3])
+
+
+def test_frame_step_stacks_views_that_many_steps_apart():
+    # frames=2, frame_step=3: the view of 3 steps ago beside the current one
+    builder = ObservationBuilder(ObservationConfig(frames=2, frame_step=3))
+    builder.reset(np.array([[0.0, 0.0], [100.0, 0.0]]))
+    _, ids = scene()
+    ego = EgoState(x_m=0.0, y_m=0.0, heading_rad=0.0, speed_mps=10.0)
+    # step k shows the scene with k columns cleared to sky, so each step's view differs
+    views, stacks = [], []
+    for k in range(6):
+        frame = ids.copy()
+        frame[:, : 16 * k] = CLASS["sky"]
+        views.append(semantic_view(frame))
+        stacks.append(builder.build(frame, ego, 0.0, 10.0, Action())["view"])
+    assert all(stacks[k].shape == (8, 48, 96) for k in range(6))
+    for k in range(6):
+        assert np.array_equal(stacks[k][4:], views[k])
+        assert np.array_equal(stacks[k][:4], views[max(k - 3, 0)])  # the first view until 3 steps passed
+    assert not np.array_equal(views[2], views[3])
+    with pytest.raises(ValueError, match="frame_step"):
+        ObservationConfig(frame_step=0)
