@@ -13,7 +13,7 @@ import pytest
 TINY_TRAIN: dict[str, Any] = {
     "n_envs": 1, "bc_rounds": 1, "bc_steps": 64, "bc_epochs": 1, "timesteps": 64, "n_steps": 32,
     "batch_size": 32, "n_epochs": 1, "val_seeds": (900,), "max_steps": 40, "scenarios": ("highway",),
-    "progress": False, "val_every": 10**9,
+    "progress": False, "val_every": 10**9, "frame_step": 3,
 }
 
 

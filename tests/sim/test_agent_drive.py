@@ -61,6 +61,12 @@ def test_export_writes_a_policy_bundle_with_ort_parity(tiny_policy_bundle):  # n
     assert ort["max_abs_error"] <= 1e-4
     assert meta["parity"]["fp32"] == ort
     assert (tiny_policy_bundle.bundle / "model.onnx").is_file()
+    # the observation it was trained on travels with it: a driver stacks the same frames
+    from edgepilot.runtime.bundle import load_bundle
+    from edgepilot.sim.agent.policy import observation_config
+
+    assert meta["observation"]["frame_step"] == 3
+    assert observation_config(load_bundle(tiny_policy_bundle.bundle)).frame_step == 3
 
 
 def test_privileged_episode_is_scored_and_timed(tiny_policy_bundle, tmp_path):  # noqa: F811
