@@ -88,6 +88,9 @@ class PolicyConfig:
     bc_batch_size: int = 256
     bc_lr: float = 1e-3
     bc_value_weight: float = 0.01
+    # weight of the states whose label brakes hard (pedal <= -0.5) in the fit: they are rare (a
+    # car stopped ahead) and a collision when missed; 1: every state counts the same
+    bc_brake_weight: float = 1.0
     expert_steer_noise: float = 0.15  # round 0: OU noise std on the expert's steering
     # the expert changes lanes past slower traffic (DriverConfig.overtake; the baseline does not)
     expert_overtake: bool = False
@@ -135,6 +138,9 @@ def load_policy_config(path: str | Path | None = None, **overrides: Any) -> Poli
                              exit_code=2)
     if cfg.n_envs < 1 or cfg.batch_size < 2 or cfg.n_steps < 2:
         raise EdgepilotError("n_envs >= 1, n_steps >= 2 and batch_size >= 2, please", exit_code=2)
+    if cfg.bc_brake_weight <= 0:
+        raise EdgepilotError(f"bc_brake_weight {cfg.bc_brake_weight}: a weight > 0, please (1: no extra weight)",
+                             exit_code=2)
     if cfg.anchor_scenarios and not cfg.init_from:
         raise EdgepilotError("anchor_scenarios are labelled by the starting policy: give init_from too", exit_code=2)
     return cfg
@@ -306,7 +312,12 @@ def fit(policy: Any, data: dict[str, np.ndarray], cfg: PolicyConfig, rng: np.ran
             mean = policy.action_net(latent_pi)
             value = policy.value_net(latent_vf).squeeze(1)
             label = torch.as_tensor(data["label"][idx])
-            act_loss = ((mean - label) ** 2 * weight).mean()
+            act_loss = ((mean - label) ** 2 * weight).mean(dim=1)
+            if cfg.bc_brake_weight != 1.0:  # a weighted mean: the loss keeps its scale
+                w = 1.0 + (cfg.bc_brake_weight - 1.0) * (label[:, 1] <= -0.5).float()
+                act_loss = (act_loss * w).sum() / w.sum()
+            else:
+                act_loss = act_loss.mean()
             value_loss = torch.nn.functional.smooth_l1_loss(value, torch.as_tensor(data["return"][idx]))
             loss = act_loss + cfg.bc_value_weight * value_loss
             optim.zero_grad()

@@ -184,3 +184,39 @@ def test_anchor_scenarios_are_labelled_by_the_starting_policy_and_need_one():
     with pytest.raises(EdgepilotError, match="give init_from too") as err:
         load_policy_config(None, anchor_scenarios=("roundabout",))
     assert err.value.exit_code == 2
+
+
+@pytest.mark.parametrize(("brake_weight", "expected"), [(1.0, -0.5), (9.0, -0.9)])
+def test_brake_weight_pulls_the_fit_towards_hard_braking(brake_weight, expected):
+    """One observation labelled half full brake, half coast: the fit lands on the weighted mean of
+    the pedal labels, -0.5 unweighted and -0.9 when the braking states weigh 9 times as much."""
+    pytest.importorskip("stable_baselines3")
+    import torch
+
+    from edgepilot.sim.agent.env import DriveEnv
+    from edgepilot.sim.agent.train import build_model, fit, load_policy_config
+
+    torch.manual_seed(0)
+    cfg = load_policy_config(None, n_envs=1, bc_lr=3e-3, bc_batch_size=64, scenarios=("highway",),
+                             bc_brake_weight=brake_weight)
+    env = DriveEnv(scenarios=("highway",))
+    model = build_model(cfg, env)
+    rng = np.random.default_rng(0)
+    n = 64
+    view = np.full((n, *env.observation_space["view"].shape), 80, np.uint8)
+    vector = np.zeros((n, env.observation_space["vector"].shape[0]), np.float32)
+    label = np.zeros((n, 2), np.float32)
+    label[::2, 1] = -1.0
+    data = {"view": view, "vector": vector, "label": label, "return": np.zeros(n, np.float32)}
+    fit(model.policy, data, cfg, rng, epochs=150)
+    predicted, _ = model.policy.predict({"view": view[:1], "vector": vector[:1]}, deterministic=True)
+    env.close()
+    assert predicted[0, 1] == pytest.approx(expected, abs=0.05)
+
+
+def test_brake_weight_must_be_positive():
+    from edgepilot.runtime.errors import EdgepilotError
+    from edgepilot.sim.agent.train import load_policy_config
+
+    with pytest.raises(EdgepilotError, match="bc_brake_weight"):
+        load_policy_config(None, bc_brake_weight=0.0)
