@@ -24,7 +24,9 @@ actuation delay: the control lands that many simulated seconds late and frames
 the agent could not have seen are skipped. The report holds both scores.
 
 --driver scripted drives the privileged scripted baseline instead of the policy
-(builtin only): the driver the policy is compared with.
+(builtin only): the driver the policy is compared with. --driver overtaking is
+that driver with lane changes past slower traffic on straight multi-lane roads
+(it checks the gap behind, which the policy's forward view cannot see).
 
 The report (--report) holds Leaderboard-style scores per episode, per scenario and
 overall (driving_score = route_completion x infraction_penalty, each 0-1, and the
