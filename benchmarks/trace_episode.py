@@ -9,7 +9,9 @@ Without ``--checkpoint`` the scripted driver drives; with one, that policy check
 deterministic action drives (``sim.agent.train.load_policy``, ground-truth view, as in
 validation). The curvature is ``Privileged.curvature_ahead_1pm`` (the sharpest over the 60 m
 path ahead, what ``sim.driver.ScriptedDriver`` caps its speed by: sqrt(max_lat_accel / |k|)).
-Prints a line every ``--every`` ticks, the collision tick if any, and the episode's score.
+Prints a line every ``--every`` ticks, a line when another vehicle crashes (highway-env's
+``crashed``: it stops where it is for the rest of the episode), the ego's collision tick if any,
+and the episode's score.
 """
 
 from __future__ import annotations
@@ -52,11 +54,18 @@ def main() -> None:
     print("tick  lane            speed m/s  curvature 1/m  at m  cap m/s  nearest car m (its m/s)")
     done, tick = False, 0
     info: dict = {}
+    crashed: set[int] = set()  # other vehicles already reported as crashed into each other
     try:
         while not done:
             sim = env.unwrapped.simulator
             view = sim.privileged()
             ego = sim.ego
+            for v in ego.road.vehicles:
+                if v is not ego and getattr(v, "crashed", False) and id(v) not in crashed:
+                    crashed.add(id(v))
+                    print(f"{tick:4d}  other vehicle crashed: lane {v.lane_index}, at ({v.position[0]:.1f}, "
+                          f"{v.position[1]:.1f}), {v.speed:.1f} m/s, {np.linalg.norm(v.position - ego.position):.1f} m "
+                          "from the ego")
             if model is not None:
                 action, _ = model.predict(obs, deterministic=True)
             else:
