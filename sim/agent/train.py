@@ -312,12 +312,9 @@ def fit(policy: Any, data: dict[str, np.ndarray], cfg: PolicyConfig, rng: np.ran
             mean = policy.action_net(latent_pi)
             value = policy.value_net(latent_vf).squeeze(1)
             label = torch.as_tensor(data["label"][idx])
-            act_loss = ((mean - label) ** 2 * weight).mean(dim=1)
-            if cfg.bc_brake_weight != 1.0:  # a weighted mean: the loss keeps its scale
-                w = 1.0 + (cfg.bc_brake_weight - 1.0) * (label[:, 1] <= -0.5).float()
-                act_loss = (act_loss * w).sum() / w.sum()
-            else:
-                act_loss = act_loss.mean()
+            # a weighted mean over the batch (all weights 1 unless bc_brake_weight): the loss keeps its scale
+            w = 1.0 + (cfg.bc_brake_weight - 1.0) * (label[:, 1] <= -0.5).float()
+            act_loss = (((mean - label) ** 2 * weight).mean(dim=1) * w).sum() / w.sum()
             value_loss = torch.nn.functional.smooth_l1_loss(value, torch.as_tensor(data["return"][idx]))
             loss = act_loss + cfg.bc_value_weight * value_loss
             optim.zero_grad()
