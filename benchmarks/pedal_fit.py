@@ -3,7 +3,9 @@ been fitted on, and how much a fit on more such states helps (a data-or-fitting 
 DAgger warm start).
 
   PYTHONPATH=. python benchmarks/pedal_fit.py --checkpoint runs/policy_fsb/best.pt \
-      --scenario merge --states 8000 --out benchmarks/results/pedal_fit_merge.json
+      --scenario merge --states 8000 --out benchmarks/results/pedal_fit_merge_stage9.json
+  PYTHONPATH=. python benchmarks/pedal_fit.py --checkpoint runs/policy_fsc/best.pt \
+      --scenario merge --states 8000 --out benchmarks/results/pedal_fit_merge_stage10.json
 
 1. ``--states`` states of ``--scenario`` driven by the checkpoint's deterministic policy (fresh
    training-range worlds, ``--seed``), each labelled by the scripted driver, as one DAgger round
@@ -101,8 +103,10 @@ def main() -> None:
         print(f"{row['band']:12s} {row['states']:5d} states ({row['share']:.1%}): pred {row['mean_pred']:+.2f} "
               f"label {row['mean_label']:+.2f} |err| {row['mean_abs_error']:.2f}")
     for s in steps:
+        full = s["rest"]["full_brake_mean_pred"]
         print(f"after {s['epochs']} epochs: pedal mse fitted {s['fitted']['pedal_mse']:.4f} rest "
-              f"{s['rest']['pedal_mse']:.4f}; full brake predicted {s['rest']['full_brake_mean_pred']} (rest)")
+              f"{s['rest']['pedal_mse']:.4f}; full brake predicted on the rest "
+              f"{'-' if full is None else f'{full:+.2f}'}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=1))

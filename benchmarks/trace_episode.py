@@ -9,7 +9,8 @@ Without ``--checkpoint`` the scripted driver drives; with one, that policy check
 deterministic action drives (``sim.agent.train.load_policy``, ground-truth view, as in
 validation). The curvature is ``Privileged.curvature_ahead_1pm`` (the sharpest over the 60 m
 path ahead, what ``sim.driver.ScriptedDriver`` caps its speed by: sqrt(max_lat_accel / |k|)).
-Prints a line every ``--every`` ticks, a line when another vehicle crashes (highway-env's
+Prints a line every ``--every`` ticks (with the pedal that drives and the scripted driver's pedal
+for the same state), a line when another vehicle crashes (highway-env's
 ``crashed``: it stops where it is for the rest of the episode), the ego's collision tick if any,
 and the episode's score.
 """
@@ -51,7 +52,8 @@ def main() -> None:
     driver.reset(args.seed)
     max_lat = DriverConfig().max_lat_accel_mps2
     obs, _ = env.reset(seed=args.seed, options={"scenario": args.scenario, "sim_seed": args.seed})
-    print("tick  lane            speed m/s  curvature 1/m  at m  cap m/s  nearest car m (its m/s)")
+    print("tick  lane            speed m/s  curvature 1/m  at m  cap m/s  nearest car m (its m/s)  pedal  "
+          "scripted pedal")
     done, tick = False, 0
     info: dict = {}
     crashed: set[int] = set()  # other vehicles already reported as crashed into each other
@@ -66,10 +68,13 @@ def main() -> None:
                     print(f"{tick:4d}  other vehicle crashed: lane {v.lane_index}, at ({v.position[0]:.1f}, "
                           f"{v.position[1]:.1f}), {v.speed:.1f} m/s, {np.linalg.norm(v.position - ego.position):.1f} m "
                           "from the ego")
+            # the scripted driver's action for this state: what drives without --checkpoint, and
+            # the label a DAgger round would give the policy's state with one
+            scripted = Action.from_control(driver.act(view, env.unwrapped.sim_observation.ego)).to_array()
             if model is not None:
                 action, _ = model.predict(obs, deterministic=True)
             else:
-                action = Action.from_control(driver.act(view, env.unwrapped.sim_observation.ego)).to_array()
+                action = scripted
             if tick % args.every == 0:
                 k = view.curvature_ahead_1pm
                 cap = math.sqrt(max_lat / abs(k)) if abs(k) > 1e-4 else math.inf
@@ -78,7 +83,8 @@ def main() -> None:
                 near_text = (f"{np.linalg.norm(near.position - ego.position):6.1f} ({near.speed:4.1f})"
                              if near is not None else "-")
                 print(f"{tick:4d}  {str(ego.lane_index):14s}  {ego.speed:9.1f}  {k:13.3f}  "
-                      f"{_sharpest_at_m(view.path_xy):4.0f}  {cap:7.1f}  {near_text}")
+                      f"{_sharpest_at_m(view.path_xy):4.0f}  {cap:7.1f}  {near_text:13s}  {float(action[1]):+5.2f}  "
+                      f"{float(scripted[1]):+5.2f}")
             obs, _, terminated, truncated, info = env.step(action)
             if env.unwrapped.sim_observation.events.collision:
                 print(f"collision at tick {tick} ({env.unwrapped.sim_observation.events.collision_with})")
