@@ -56,6 +56,7 @@ examples:
 """
 
 BUILTIN = ("highway", "racetrack", "roundabout", "merge")
+EMERGENCY_BRAKE = False  # --emergency-brake's default
 
 
 def _scenarios(text: str) -> tuple[str, ...]:
@@ -100,6 +101,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "changes past slower traffic (the stage-7 policy's expert); scripted ones: builtin only")
     p.add_argument("--privileged", action="store_true",
                    help="observation from the simulator's ground-truth labels instead of the seg bundle's predictions")
+    p.add_argument("--emergency-brake", action=argparse.BooleanOptionalAction, default=EMERGENCY_BRAKE,
+                   help="guard the policy with emergency braking (sim/agent/safety.py): full brake while the "
+                        "vehicle ahead in its path closes faster than 3 m/s^2 of braking can stop, read from the "
+                        "same class-id map as the policy's view (default: %(default)s)")
     p.add_argument("--latency-aware", action="store_true",
                    help="also drive with the measured latency applied as actuation delay; report both")
     p.add_argument("--latency-scale", type=_scale, default=1.0, metavar="K",
@@ -159,7 +164,8 @@ def options_from_args(args: argparse.Namespace) -> object:
         sim_options = scale.servers[0].sim_options()  # --workers 1: the first server
     return DriveOptions(sim=args.sim, scenarios=tuple(scenarios), episodes=args.episodes, seed=args.seed,
                         perception=perception, policy=str(policy) if policy else "", driver=args.driver,
-                        privileged=args.privileged, latency_aware=args.latency_aware,
+                        privileged=args.privileged, emergency_brake=args.emergency_brake,
+                        latency_aware=args.latency_aware,
                         latency_scale=args.latency_scale, backend=args.backend, precision=args.precision,
                         out=str(args.out) if args.out else None, report=str(args.report) if args.report else None,
                         camera=CameraConfig(width=hw[1], height=hw[0]), sim_options=sim_options,

@@ -34,6 +34,7 @@ from edgepilot.sim.agent.action import Action
 from edgepilot.sim.agent.latency import DelayedActuator
 from edgepilot.sim.agent.observation import class_ids_from_tags
 from edgepilot.sim.agent.policy import DrivingPolicy
+from edgepilot.sim.agent.safety import EmergencyBrake
 from edgepilot.sim.metrics import EpisodeMeter
 from edgepilot.sim.types import Control, Observation, Simulator
 
@@ -79,11 +80,13 @@ class Tick:
 
 @dataclass
 class Agent:
-    """Perception bundles + policy. ``privileged``: the observation from ground-truth labels."""
+    """Perception bundles + policy. ``privileged``: the observation from ground-truth labels;
+    ``brake``: the emergency brake (``sim.agent.safety``) on the policy's pedal, from the same map."""
 
     policy: DrivingPolicy
     perception: list[PerceptionModel] = field(default_factory=list)
     privileged: bool = False
+    brake: EmergencyBrake | None = None
 
     def __post_init__(self) -> None:
         if not self.privileged and not any(p.name == "seg" for p in self.perception):
@@ -124,6 +127,7 @@ class Agent:
 
     def describe(self) -> dict[str, Any]:
         return {"privileged": self.privileged, "policy": self.policy.describe() if self.policy is not None else None,
+                "brake": self.brake.describe()["emergency_brake"] if self.brake is not None else None,
                 "perception": [{"name": p.name, "bundle": str(p.bundle.path), "engine": p.engine.describe()}
                                for p in self.perception]}
 
@@ -143,10 +147,12 @@ class EpisodeResult:
     ticks: int
     skipped_frames: int
     stages_ms: dict[str, list[float]]  # per-tick samples, by stage
+    brake_ticks: int | None = None  # ticks the emergency brake overrode the pedal (None: no brake)
 
     def to_dict(self) -> dict[str, Any]:
+        extra = {} if self.brake_ticks is None else {"brake_ticks": self.brake_ticks}
         return {"seed": self.seed, "scenario": self.scenario, "ended": self.ended, "ticks": self.ticks,
-                "skipped_frames": self.skipped_frames, **self.score}
+                "skipped_frames": self.skipped_frames, **extra, **self.score}
 
 
 def left_road(sim: Simulator, obs: Observation, margin_m: float, off_ticks: int, patience: int) -> bool:
@@ -165,6 +171,8 @@ def run_episode(sim: Simulator, agent: Agent, seed: int, *, latency_aware: bool 
     obs = sim.reset(seed)
     routed: Any = sim
     agent.policy.reset(routed.route_points_m)
+    if agent.brake is not None:
+        agent.brake.reset()
     target = float(routed.target_speed_mps)
     limit = max_steps or int(routed.max_steps)
     dt_s = 1.0 / 20.0
@@ -179,9 +187,13 @@ def run_episode(sim: Simulator, agent: Agent, seed: int, *, latency_aware: bool 
         if actuator is None or actuator.ready(tick):
             t0 = time.perf_counter()
             outputs, stages = agent.perceive(obs, tick)
-            action = agent.policy.act(agent.class_ids(obs, outputs), obs.ego, float(obs.info.get("progress_m", 0.0)),
-                                      target)
+            class_ids = agent.class_ids(obs, outputs)
+            action = agent.policy.act(class_ids, obs.ego, float(obs.info.get("progress_m", 0.0)), target)
             stages.update(agent.policy.last_ms)
+            if agent.brake is not None:
+                t1 = time.perf_counter()
+                action = agent.brake.filter(class_ids, obs.ego, action, tick)
+                stages["brake"] = (time.perf_counter() - t1) * 1e3
             stages["tick"] = (time.perf_counter() - t0) * 1e3
             for name, ms in stages.items():
                 samples.setdefault(name, []).append(ms)
@@ -207,4 +219,5 @@ def run_episode(sim: Simulator, agent: Agent, seed: int, *, latency_aware: bool 
             break
     score = meter.score().to_dict()
     return EpisodeResult(seed, str(obs.info.get("scenario", getattr(sim, "name", ""))), score, ended, tick,
-                         actuator.skipped if actuator else 0, samples)
+                         actuator.skipped if actuator else 0, samples,
+                         agent.brake.engaged_ticks if agent.brake is not None else None)

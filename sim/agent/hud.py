@@ -3,8 +3,8 @@
 ``DriveVideo(path, agent)`` writes through ``runtime.sinks.VideoSink`` (codec by extension); ``write(tick)`` composes one
 tick: left the camera image (perception overlay when bundles ran), right the policy's input view
 (road grey, lane lines white, vehicles blue, other obstacles orange; the strongest channel per
-cell), below a HUD line with speed, steer, pedal, route completion and the tick's per-stage
-latency. ``close()`` releases the writer (also on errors: use it as a context manager).
+cell), below a HUD line with speed, steer, pedal, route completion (and EMERGENCY BRAKE while the
+guard of ``sim.agent.safety`` holds the pedal) and the tick's per-stage latency. ``close()`` releases the writer (also on errors: use it as a context manager).
 """
 
 from __future__ import annotations
@@ -68,11 +68,13 @@ class DriveVideo:
         c = tick.control
         line1 = (f"{label}  t={tick.index / 20:5.1f}s  speed {obs.ego.speed_mps * 3.6:5.1f} km/h  steer {c.steer:+.2f}  "
                  f"throttle {c.throttle:.2f}  brake {c.brake:.2f}  route {100 * float(obs.info.get('route_completion', 0)):5.1f}%"
-                 + ("" if tick.action is not None else "  (frame skipped: agent busy)"))
+                 + ("" if tick.action is not None else "  (frame skipped: agent busy)")
+                 + ("  EMERGENCY BRAKE" if self.agent.brake is not None and self.agent.brake.engaged else ""))
         s = self._last_stages
         parts = [f"tick {s['tick']:.1f}" if "tick" in s else ""]
         parts += [f"{n} {s[f'{n}.total']:.1f}" for n in ("seg", "det") if f"{n}.total" in s]
         parts += [f"obs {s['observation']:.2f}", f"policy {s['policy']:.2f}"] if "policy" in s else []
+        parts += [f"aeb {s['brake']:.2f}"] if "brake" in s else []
         line2 = "latency ms: " + "  ".join(p for p in parts if p)
         for i, text in enumerate((line1, line2)):
             cv2.putText(hud, text, (6, 17 + 20 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (230, 230, 230), 1, cv2.LINE_AA)

@@ -210,3 +210,19 @@ def test_the_overtaking_driver_drives_from_the_cli_and_says_so_in_the_report(tmp
     capsys.readouterr()
     assert main(["drive", "--driver", "overtaking", "--sim", "carla", "--no-progress"]) == 2
     assert "--driver overtaking needs the builtin world" in one_error_line(capsys)
+
+
+def test_the_emergency_brake_rides_along_and_is_reported(tiny_policy_bundle, tmp_path):  # noqa: F811
+    """--emergency-brake: the guard runs every tick (timed as 'brake'), the report gives its settings
+    and each episode the ticks it held the pedal; --no-emergency-brake drives the policy alone."""
+    on, off = tmp_path / "on.json", tmp_path / "off.json"
+    common = ["drive", "--policy", str(tiny_policy_bundle.bundle), "--privileged", "--scenario", "highway",
+              "--episodes", "1", "--max-steps", str(STEPS), "--size", "128x256", "--no-progress"]
+    assert main([*common, "--emergency-brake", "--report", str(on), "--out", str(tmp_path / "on.avi")]) == 0
+    assert main([*common, "--no-emergency-brake", "--report", str(off)]) == 0
+    data, plain = json.loads(on.read_text()), json.loads(off.read_text())
+    assert data["agent"]["brake"]["trigger_mps2"] > 0 and plain["agent"]["brake"] is None
+    episode = data["episodes"][0]
+    assert 0 <= episode["brake_ticks"] <= episode["ticks"] and "brake_ticks" not in plain["episodes"][0]
+    assert data["latency_ms"]["brake"]["n"] == episode["ticks"] and "brake" not in plain["latency_ms"]
+    assert data["video"]["frames"] == episode["ticks"]
