@@ -10,23 +10,30 @@ presses the brake harder: steering is the policy's.
 
 Per tick:
 
-1. **Range.** Every vehicle pixel is taken to touch the flat road and projected through the
-   camera (``CameraConfig``: height, pitch, field of view, scaled to the map's resolution) to a
-   point on the ground ahead. A car's lowest pixels are where it meets the road; its higher
-   pixels project further out along their rays (further ahead and further sideways), so the
-   nearest projected points are the car's contact with the road.
+1. **Range.** In each image column the lowest vehicle pixel is taken to be where a car meets
+   the road (``clearance_m`` above it) and projected through the camera (``CameraConfig``:
+   height, pitch, field of view, scaled to the map's resolution) to a point on the road ahead.
+   A column counts only if it shows at least ``min_height_m`` of vehicle at that range: a
+   predicted map's thin strips of "vehicle" at the foot of a wall are not cars.
 2. **Path.** The ego's path is the arc of its current curvature (yaw rate over speed, from
    the headings of the last ticks; both simulators report the heading), and the corridor is
-   ``half_width_m`` either side of it. The range is the ``min_pixels``-th nearest vehicle point
-   inside the corridor (so a speckle of mispredicted pixels is not a car).
+   ``half_width_m`` either side of it. The range is the ``min_columns``-th nearest of the
+   columns' points inside the corridor (so a speckle is not a car).
 3. **Closing speed.** The least-squares slope of the range over the ticks of the last
    ``window_ticks``, while the range moves continuously (a jump of more than ``jump_m`` between two
    ticks is another object: the history restarts), at most the ego's own speed (what a
-   stopped car closes at; more is noise in the range).
-4. **Decision.** Engage when stopping the closing speed within the gap left (range minus
-   ``front_m`` to the ego's bumper, minus ``stop_gap_m``) needs more than ``trigger_mps2``:
-   ``closing^2 / (2 gap) > trigger_mps2``, or when the gap is used up and still closing. While engaged the pedal is -1 (full brake); it
-   releases once the closing speed falls below ``release_mps`` or the corridor is clear.
+   stopped car closes at; more is noise in the range). A row of pixels spans metres of road
+   far out (2.5 m at 26 m on a 256-row map), and a followed car whose edge steps one row looks
+   like closing at several m/s over a short history; the decision uses the closing speed
+   beyond what one row's step over the history's span can fake.
+4. **Decision.** Engage when stopping that closing speed within the gap left (range minus
+   ``front_m`` to the ego's bumper, minus ``stop_gap_m``, minus what ``reaction_s`` of closing
+   eats while the estimate catches up) needs more than ``trigger_mps2``:
+   ``closing^2 / (2 gap) > trigger_mps2``, or when the gap is used up and still closing. While
+   engaged the pedal is -1 (full brake), held while a car it braked for sits at the map's bottom
+   edge (nearer than the map can show, so its range stops changing); it
+   releases once the closing speed falls below ``release_mps`` or the corridor has been clear
+   for more than ``coast_ticks`` (a predicted map can lose a car for a tick or two).
 
 ``trigger_mps2`` (3 m/s^2, half of the builtin world's 6 m/s^2 brake) leaves ordinary
 following to the policy; the guard acts only where stopping needs hard braking. The defaults
@@ -60,11 +67,14 @@ class BrakeConfig:
     front_m: float = 2.5  # ego centre to its front bumper
     stop_gap_m: float = 2.0  # bumper gap to stop at
     max_range_m: float = 80.0
-    min_pixels: int = 3
-    window_ticks: int = 8
+    min_columns: int = 3  # image columns that must show the car
+    min_height_m: float = 0.6  # of vehicle a column must show at its range (car bodies: 0.2-1.5 m)
+    window_ticks: int = 16
     jump_m: float = 3.0  # plus jump_share of the range (a row of pixels spans more road further out)
     jump_share: float = 0.15
     trigger_mps2: float = 3.0
+    reaction_s: float = 0.3  # the gap shrinks by this much closing before the brake bites (estimate lag)
+    coast_ticks: int = 5  # ticks a car in the path may go unseen (segmentation flicker) and still count
     release_mps: float = 0.3
     dt_s: float = 0.05  # one simulator tick (20 Hz)
 
@@ -74,10 +84,10 @@ class BrakeConfig:
         bad = [k for k, v in positive.items() if not v > 0]
         if not 0 <= self.clearance_m < 1.0 or self.jump_share < 0:
             bad.append("clearance_m in [0, 1) and jump_share >= 0")
-        if self.min_pixels < 1 or self.window_ticks < 3:
-            bad.append("min_pixels >= 1 and window_ticks >= 3")
-        if self.front_m < 0 or self.stop_gap_m < 0 or self.release_mps < 0:
-            bad.append("front_m, stop_gap_m and release_mps >= 0")
+        if self.min_columns < 1 or self.window_ticks < 3 or self.min_height_m < 0:
+            bad.append("min_columns >= 1, window_ticks >= 3 and min_height_m >= 0")
+        if self.front_m < 0 or self.stop_gap_m < 0 or self.release_mps < 0 or self.reaction_s < 0 or self.coast_ticks < 0:
+            bad.append("front_m, stop_gap_m, release_mps, reaction_s and coast_ticks >= 0")
         if bad:
             raise ValueError(f"BrakeConfig: {'; '.join(bad)} (positive unless said), got {self}")
 
@@ -118,12 +128,6 @@ def _vehicle_table() -> np.ndarray:
     return table
 
 
-def _first_row_within(forward: np.ndarray, max_range_m: float) -> int:
-    """The first row whose ground point (centre column) is nearer than ``max_range_m``."""
-    near = np.flatnonzero(forward[:, forward.shape[1] // 2] < max_range_m)
-    return int(near[0]) if near.size else forward.shape[0]
-
-
 class EmergencyBrake:
     """``reset()`` per episode, then ``filter(class_ids, ego, action)`` per tick (see the module docstring)."""
 
@@ -142,22 +146,39 @@ class EmergencyBrake:
         self.last = {}
 
     def range_m(self, class_ids: np.ndarray) -> float:
-        """Distance from the ego's centre to the nearest vehicle in the path corridor (inf: none)."""
+        """Distance from the ego's centre to the nearest vehicle in the path corridor (inf: none).
+
+        One candidate per image column: its lowest vehicle pixel (the nearest road contact the
+        column shows), kept if the column holds at least ``min_height_m`` of vehicle at that range
+        (a thin strip at the foot of a wall, a mislabel a few rows high, is not a car) and if it
+        lies in the corridor; the range is the ``min_columns``-th nearest.
+        """
         cfg = self.config
-        forward, left = ground_grid(class_ids.shape[0], class_ids.shape[1], self.camera, cfg.clearance_m)
-        top = _first_row_within(forward, cfg.max_range_m)  # rows above show nothing in range
-        rows, cols = np.nonzero(_vehicle_table()[class_ids[top:]])
-        rows += top
-        if rows.size < cfg.min_pixels:
+        h, w = class_ids.shape
+        forward, left = ground_grid(h, w, self.camera, cfg.clearance_m)
+        mask = _vehicle_table()[class_ids]  # (H, W)
+        count = np.count_nonzero(mask, axis=0)  # (W,) vehicle pixels per column
+        cols = np.flatnonzero(count)
+        if cols.size < cfg.min_columns:
             return math.inf
-        fwd, lat = forward[rows, cols], left[rows, cols]
-        near = fwd < cfg.max_range_m
-        fwd, lat = fwd[near], lat[near]
-        inside = np.abs(lat - 0.5 * self.curvature * fwd * fwd) < cfg.half_width_m
-        fwd = fwd[inside]
-        if fwd.size < cfg.min_pixels:
+        bottom = h - 1 - np.argmax(mask[::-1, cols], axis=0)  # lowest vehicle row per column
+        fwd, lat = forward[bottom, cols], left[bottom, cols]
+        in_range = fwd < cfg.max_range_m  # (rows at or above the horizon read inf)
+        fwd, lat, cols = fwd[in_range], lat[in_range], cols[in_range]
+        fy = (self.camera.width / 2.0) / math.tan(math.radians(self.camera.fov_deg) / 2.0) * h / self.camera.height
+        depth = np.maximum(fwd - self.camera.x_m, 0.1)
+        keep = ((count[cols] >= cfg.min_height_m * fy / depth)
+                & (np.abs(lat - 0.5 * self.curvature * fwd * fwd) < cfg.half_width_m))
+        fwd = fwd[keep]
+        if fwd.size < cfg.min_columns:
             return math.inf
-        return float(np.partition(fwd, cfg.min_pixels - 1)[cfg.min_pixels - 1])
+        return float(np.partition(fwd, cfg.min_columns - 1)[cfg.min_columns - 1])
+
+    def _row_m(self, range_m: float, height: int) -> float:
+        """Road one pixel row spans at ``range_m`` on a map ``height`` rows high (flat road, level camera)."""
+        fy = (self.camera.width / 2.0) / math.tan(math.radians(self.camera.fov_deg) / 2.0) * height / self.camera.height
+        depth = max(range_m - self.camera.x_m, 0.1)
+        return depth * depth / (fy * (self.camera.z_m - self.config.clearance_m))
 
     def _nearest_visible_m(self, shape: tuple[int, ...]) -> float:
         """The shortest range the map can show: its bottom row's, straight ahead."""
@@ -170,6 +191,16 @@ class EmergencyBrake:
             rate = turn / ((tick - self._heading[0]) * self.config.dt_s)  # rad/s
             self.curvature = 0.7 * self.curvature + 0.3 * rate / ego.speed_mps
         self._heading = (tick, ego.heading_rad)
+
+    def _track(self, rng: float, tick: int) -> None:
+        """Add a range to the history; a jump or a long gap starts a new one (another object)."""
+        cfg = self.config
+        if self._ranges and (abs(rng - self._ranges[-1][1]) > cfg.jump_m + cfg.jump_share * rng
+                             or tick - self._ranges[-1][0] > cfg.window_ticks):
+            self._ranges.clear()
+        self._ranges.append((tick, rng))
+        while tick - self._ranges[0][0] >= cfg.window_ticks:
+            self._ranges.popleft()
 
     def closing_mps(self) -> float:
         """Least-squares closing speed over the range history (0 with fewer than 3 samples)."""
@@ -185,24 +216,28 @@ class EmergencyBrake:
         cfg = self.config
         self._update_curvature(ego, tick)
         rng = self.range_m(class_ids)
-        jump = cfg.jump_m + cfg.jump_share * rng
-        if self._ranges and (not math.isfinite(rng) or abs(rng - self._ranges[-1][1]) > jump
-                             or tick - self._ranges[-1][0] > cfg.window_ticks):
-            self._ranges.clear()
         if math.isfinite(rng):
-            self._ranges.append((tick, rng))
-        while self._ranges and tick - self._ranges[0][0] >= cfg.window_ticks:
-            self._ranges.popleft()
-        closing = min(self.closing_mps(), ego.speed_mps)  # the car ahead does not reverse into us
-        gap = rng - cfg.front_m - cfg.stop_gap_m
-        need = closing * closing / (2.0 * max(gap, 0.05)) if closing > 0 else 0.0
-        # a vehicle at the bottom edge of the map may be nearer than it reads, and its range no
-        # longer changes: hold the brake while the ego moves or the policy asks for throttle
-        hold = rng <= self._nearest_visible_m(class_ids.shape) + 0.5 and (ego.speed_mps > 0.1 or action.pedal > 0)
-        if hold or (math.isfinite(rng) and closing >= cfg.release_mps and (need > cfg.trigger_mps2 or gap <= 0)):
-            self.engaged = True
-        elif not math.isfinite(rng) or closing < cfg.release_mps:
-            self.engaged = False
+            self._track(rng, tick)
+            closing = min(self.closing_mps(), ego.speed_mps)  # the car ahead does not reverse into us
+            # what one pixel row of range can fake over the history's span (a car's edge that
+            # steps a row shows as closing); the decision uses the closing speed beyond it
+            span_s = (self._ranges[-1][0] - self._ranges[0][0]) * cfg.dt_s
+            sure = closing - self._row_m(rng, class_ids.shape[0]) / span_s if span_s > 0 else 0.0
+            gap = rng - cfg.front_m - cfg.stop_gap_m - sure * cfg.reaction_s
+            need = sure * sure / (2.0 * max(gap, 0.05)) if sure > 0 else 0.0
+            # a car braked for that reaches the map's bottom edge may be nearer than it reads, and its
+            # range no longer changes: hold the brake while the ego moves or the policy asks for throttle
+            hold = (self.engaged and rng <= self._nearest_visible_m(class_ids.shape) + 0.5
+                    and (ego.speed_mps > 0.1 or action.pedal > 0))
+            if hold or (sure >= cfg.release_mps and (need > cfg.trigger_mps2 or gap <= 0)):
+                self.engaged = True
+            elif closing < cfg.release_mps:
+                self.engaged = False
+        else:  # nothing in the path: a car the map lost for a tick or two is still there (coast)
+            closing, need = 0.0, 0.0
+            if not self._ranges or tick - self._ranges[-1][0] > cfg.coast_ticks:
+                self._ranges.clear()
+                self.engaged = False
         self.last = {"range_m": rng, "closing_mps": closing, "need_mps2": need}
         if not self.engaged:
             return action

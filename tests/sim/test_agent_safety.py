@@ -66,12 +66,23 @@ def test_range_reads_a_car_in_the_path_and_ignores_one_in_the_next_lane(shape):
     assert math.isinf(brake.range_m(scene(None, shape=shape)))
 
 
-def test_a_speckle_is_not_a_car():
+def test_a_speckle_or_a_thin_strip_is_not_a_car():
+    """Two columns of a car are not enough (min_columns: 3); nor is a strip of "vehicle" a few
+    rows high across the path (what a predicted map puts at the foot of a wall)."""
+    brake = EmergencyBrake(CAMERA)
     ids = scene(None)
-    ids[200, 256:258] = VEHICLE  # two pixels
-    assert math.isinf(EmergencyBrake(CAMERA).range_m(ids))
-    ids[200, 256:259] = VEHICLE  # min_pixels
-    assert math.isfinite(EmergencyBrake(CAMERA).range_m(ids))
+    ids[150:200, 256:258] = VEHICLE  # two columns, tall enough
+    assert math.isinf(brake.range_m(ids))
+    ids[150:200, 256:259] = VEHICLE  # three
+    assert math.isfinite(brake.range_m(ids))
+    strip = scene(None)
+    strip[196:200, 200:320] = VEHICLE  # 4 rows at ~6 m, where a car's 0.6 m is ~40 rows
+    assert math.isinf(brake.range_m(strip))
+    far = scene(None)
+    far[140:143, 250:262] = VEHICLE  # 3 rows at ~30 m: a car's 0.6 m is ~5 rows there
+    assert math.isinf(brake.range_m(far))
+    far[136:143, 250:262] = VEHICLE
+    assert math.isfinite(brake.range_m(far))
 
 
 def test_the_corridor_bends_with_the_ego_path():
@@ -110,13 +121,18 @@ def test_it_brakes_for_a_stopped_car_in_time_and_not_for_a_car_it_follows():
     assert all(a.pedal == 0.3 for a in drive_towards(slow_close, 20.0, 18.0, 30.0, 40, pedal=0.3))
 
 
-def test_it_holds_the_brake_behind_a_car_at_the_bottom_edge():
+def test_it_holds_the_brake_behind_a_car_it_braked_for_at_the_bottom_edge():
+    """Braking for a stopped car that ends nearer than the map shows: throttle is refused while
+    it sits at the bottom edge; a car that appears there without being braked for is not held."""
     brake = EmergencyBrake(CAMERA)
-    ids = scene(4.4)  # nearer than the map's lowest row shows
-    assert brake.filter(ids, ego(0.0), Action(0.0, 0.5), 0).pedal == -1.0  # throttle refused
-    assert brake.filter(ids, ego(0.0), Action(0.0, -0.2), 1).pedal == -0.2  # standing still, no throttle
+    drive_towards(brake, 10.0, 0.0, 20.0, 20)
+    assert brake.engaged
+    ids = scene(4.4)  # nearer than the map's lowest row shows: its range reads the same every tick
+    for t in range(20, 40):
+        assert brake.filter(ids, ego(0.0), Action(0.0, 0.5), t).pedal == -1.0  # throttle refused
     brake.reset()
     assert brake.engaged_ticks == 0 and not brake.engaged
+    assert all(brake.filter(ids, ego(0.0), Action(0.0, 0.5), t).pedal == 0.5 for t in range(10))
 
 
 def test_release_when_the_car_ahead_pulls_away():
@@ -128,8 +144,32 @@ def test_release_when_the_car_ahead_pulls_away():
     assert not brake.engaged
 
 
-@pytest.mark.parametrize("bad", [{"half_width_m": 0.0}, {"min_pixels": 0}, {"window_ticks": 2},
+@pytest.mark.parametrize("bad", [{"half_width_m": 0.0}, {"min_columns": 0}, {"window_ticks": 2},
                                  {"clearance_m": 1.5}, {"stop_gap_m": -1.0}, {"trigger_mps2": -3.0}])
 def test_bad_config_is_a_clear_error(bad):
     with pytest.raises(ValueError, match="BrakeConfig"):
         BrakeConfig(**bad)
+
+
+def test_a_car_lost_for_a_tick_or_two_still_counts():
+    """A predicted map may lose the car ahead for a tick: the brake stays on for coast_ticks, then lets go."""
+    cfg = BrakeConfig()
+    brake = EmergencyBrake(CAMERA, cfg)
+    drive_towards(brake, 20.0, 0.0, 50.0, 20)
+    assert brake.engaged
+    for t in range(20, 20 + cfg.coast_ticks):
+        assert brake.filter(scene(None), ego(18.0), Action(0.0, 0.2), t).pedal == -1.0
+    assert brake.filter(scene(None), ego(18.0), Action(0.0, 0.2), 20 + cfg.coast_ticks + 1).pedal == 0.2
+    assert not brake.engaged
+
+
+def test_a_followed_car_whose_edge_steps_a_row_is_not_closing():
+    """Following at a steady ~27 m, the car's bottom edge steps between two pixel rows (2.5 m of
+    range apart there): no brake, though the raw least-squares slope reads several m/s."""
+    brake = EmergencyBrake(CAMERA)
+    rears = [28.5] * 6 + [26.0] * 6
+    slopes = []
+    for t in range(48):
+        assert brake.filter(scene(rears[t % len(rears)]), ego(20.0), Action(0.0, 0.1), t).pedal == 0.1
+        slopes.append(brake.last["closing_mps"])
+    assert max(slopes) > 3.0 and brake.engaged_ticks == 0
