@@ -173,3 +173,7 @@ def test_a_followed_car_whose_edge_steps_a_row_is_not_closing():
         assert brake.filter(scene(rears[t % len(rears)]), ego(20.0), Action(0.0, 0.1), t).pedal == 0.1
         slopes.append(brake.last["closing_mps"])
     assert max(slopes) > 3.0 and brake.engaged_ticks == 0
+    fresh = EmergencyBrake(CAMERA)  # the step right after the car is first seen: a short history
+    for t, rear in enumerate([28.5] * 3 + [26.0] * 10):
+        assert fresh.filter(scene(rear), ego(20.0), Action(0.0, 0.1), t).pedal == 0.1
+    assert fresh.engaged_ticks == 0
