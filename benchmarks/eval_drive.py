@@ -11,6 +11,8 @@ benchmarks/results/drive_<name>.json, then prints one table over them:
   privileged  edgepilot drive --privileged                             --report drive_privileged.json
   perception  edgepilot drive --latency-aware  (models/seg,models/det INT8, ORT CPU) --report drive_perception.json
   slow4x      edgepilot drive --latency-aware --latency-scale 4        --report drive_perception_x4.json
+  privileged_brake  edgepilot drive --privileged --emergency-brake    --report drive_privileged_brake.json
+  perception_brake  edgepilot drive --emergency-brake (models/seg,models/det INT8) --report drive_perception_brake.json
 
 (all with ``--episodes N --seed S``). The policy trained on seeds >= 100000 and was validated
 on 900-904 (stage 1 on 900-902); the default 1000+ are held out. Run it on a quiet machine:
@@ -27,7 +29,7 @@ from edgepilot.commands.drive import default_bundles
 from edgepilot.sim.agent.drive import DriveOptions, drive, score_table, write_report
 
 RESULTS = Path(__file__).resolve().parent / "results"
-RUNS = ("baseline", "overtaking", "privileged", "perception", "slow4x")
+RUNS = ("baseline", "overtaking", "privileged", "perception", "slow4x", "privileged_brake", "perception_brake")
 
 
 def options(name: str, episodes: int, seed: int) -> DriveOptions:
@@ -39,6 +41,10 @@ def options(name: str, episodes: int, seed: int) -> DriveOptions:
         return DriveOptions(driver="scripted" if name == "baseline" else "overtaking", **common)
     if name == "privileged":
         return DriveOptions(privileged=True, **common)
+    if name == "privileged_brake":
+        return DriveOptions(privileged=True, emergency_brake=True, **common)
+    if name == "perception_brake":
+        return DriveOptions(perception=perception, emergency_brake=True, **common)
     if name == "perception":
         return DriveOptions(perception=perception, latency_aware=True, **common)
     return DriveOptions(perception=perception, latency_aware=True, latency_scale=4.0, **common)

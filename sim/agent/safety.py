@@ -70,8 +70,7 @@ class BrakeConfig:
     min_columns: int = 3  # image columns that must show the car
     min_height_m: float = 0.6  # of vehicle a column must show at its range (car bodies: 0.2-1.5 m)
     window_ticks: int = 16
-    jump_m: float = 3.0  # plus jump_share of the range (a row of pixels spans more road further out)
-    jump_share: float = 0.15
+    jump_m: float = 3.0  # plus a row and a half of range (a row of pixels spans more road further out)
     trigger_mps2: float = 3.0
     reaction_s: float = 0.3  # the gap shrinks by this much closing before the brake bites (estimate lag)
     coast_ticks: int = 5  # ticks a car in the path may go unseen (segmentation flicker) and still count
@@ -82,8 +81,8 @@ class BrakeConfig:
         positive = {"half_width_m": self.half_width_m, "max_range_m": self.max_range_m, "jump_m": self.jump_m,
                     "trigger_mps2": self.trigger_mps2, "dt_s": self.dt_s}
         bad = [k for k, v in positive.items() if not v > 0]
-        if not 0 <= self.clearance_m < 1.0 or self.jump_share < 0:
-            bad.append("clearance_m in [0, 1) and jump_share >= 0")
+        if not 0 <= self.clearance_m < 1.0:
+            bad.append("clearance_m in [0, 1)")
         if self.min_columns < 1 or self.window_ticks < 3 or self.min_height_m < 0:
             bad.append("min_columns >= 1, window_ticks >= 3 and min_height_m >= 0")
         if self.front_m < 0 or self.stop_gap_m < 0 or self.release_mps < 0 or self.reaction_s < 0 or self.coast_ticks < 0:
@@ -133,7 +132,8 @@ class EmergencyBrake:
 
     def __init__(self, camera: CameraConfig, config: BrakeConfig | None = None) -> None:
         self.camera, self.config = camera, config or BrakeConfig()
-        self._ranges: deque[tuple[int, float]] = deque()  # (tick, range_m)
+        self._ranges: deque[tuple[int, float, float]] = deque()  # (tick, range_m, odometer_m)
+        self._odo_m, self._odo_tick = 0.0, -1  # the ego's distance travelled, at the last tick seen (-1: none)
         self._heading: tuple[int, float] | None = None  # (tick, heading_rad)
         self.curvature = 0.0  # 1/m, positive turning left
         self.engaged = False
@@ -143,6 +143,7 @@ class EmergencyBrake:
     def reset(self) -> None:
         self._ranges.clear()
         self._heading, self.curvature, self.engaged, self.engaged_ticks = None, 0.0, False, 0
+        self._odo_m, self._odo_tick = 0.0, -1
         self.last = {}
 
     def range_m(self, class_ids: np.ndarray) -> float:
@@ -192,21 +193,33 @@ class EmergencyBrake:
             self.curvature = 0.7 * self.curvature + 0.3 * rate / ego.speed_mps
         self._heading = (tick, ego.heading_rad)
 
-    def _track(self, rng: float, tick: int) -> None:
-        """Add a range to the history; a jump or a long gap starts a new one (another object)."""
+    def _track(self, rng: float, tick: int, row_m: float) -> None:
+        """Add a range to the history; a jump (beyond ``jump_m`` and a row and a half) or a long gap
+        starts a new one (another object)."""
         cfg = self.config
-        if self._ranges and (abs(rng - self._ranges[-1][1]) > cfg.jump_m + cfg.jump_share * rng
+        if self._ranges and (abs(rng - self._ranges[-1][1]) > cfg.jump_m + 1.5 * row_m
                              or tick - self._ranges[-1][0] > cfg.window_ticks):
             self._ranges.clear()
-        self._ranges.append((tick, rng))
+        self._ranges.append((tick, rng, self._odo_m))
         while tick - self._ranges[0][0] >= cfg.window_ticks:
             self._ranges.popleft()
+
+    def _standing(self, height: int) -> bool:
+        """Is the car in the history standing still? Range plus the ego's distance travelled stays
+        within a pixel row (at the history's longest range) while the ego has travelled more than
+        two rows: a car moving with the ego keeps its range instead."""
+        if len(self._ranges) < 3:
+            return False
+        _, ranges, odo = np.asarray(self._ranges).T
+        row = self._row_m(float(ranges.max()), height)
+        fixed = ranges + odo
+        return bool(odo[-1] - odo[0] >= 2.0 * row + 1.0 and fixed.max() - fixed.min() <= row + 0.5)
 
     def closing_mps(self) -> float:
         """Least-squares closing speed over the range history (0 with fewer than 3 samples)."""
         if len(self._ranges) < 3:
             return 0.0
-        ticks, ranges = np.asarray(self._ranges).T
+        ticks, ranges, _ = np.asarray(self._ranges).T
         slope = np.polyfit(ticks * self.config.dt_s, ranges, 1)[0]
         return float(-slope)
 
@@ -215,14 +228,21 @@ class EmergencyBrake:
         while the guard is engaged. Ticks may skip (latency-aware driving); the rates use them."""
         cfg = self.config
         self._update_curvature(ego, tick)
+        if self._odo_tick >= 0:
+            self._odo_m += ego.speed_mps * (tick - self._odo_tick) * cfg.dt_s
+        self._odo_tick = tick
         rng = self.range_m(class_ids)
         if math.isfinite(rng):
-            self._track(rng, tick)
+            row = self._row_m(rng, class_ids.shape[0])
+            self._track(rng, tick, row)
             closing = min(self.closing_mps(), ego.speed_mps)  # the car ahead does not reverse into us
-            # what one pixel row of range can fake over the history's span (a car's edge that
-            # steps a row shows as closing); the decision uses the closing speed beyond it
-            span_s = (self._ranges[-1][0] - self._ranges[0][0]) * cfg.dt_s
-            sure = closing - self._row_m(rng, class_ids.shape[0]) / span_s if span_s > 0 else 0.0
+            if self._standing(class_ids.shape[0]):
+                sure = closing = ego.speed_mps
+            else:
+                # what one pixel row of range can fake over the history's span (a car's edge that
+                # steps a row shows as closing); the decision uses the closing speed beyond it
+                span_s = (self._ranges[-1][0] - self._ranges[0][0]) * cfg.dt_s
+                sure = closing - row / span_s if span_s > 0 else 0.0
             gap = rng - cfg.front_m - cfg.stop_gap_m - sure * cfg.reaction_s
             need = sure * sure / (2.0 * max(gap, 0.05)) if sure > 0 else 0.0
             # a car braked for that reaches the map's bottom edge may be nearer than it reads, and its
