@@ -132,8 +132,7 @@ class EmergencyBrake:
 
     def __init__(self, camera: CameraConfig, config: BrakeConfig | None = None) -> None:
         self.camera, self.config = camera, config or BrakeConfig()
-        self._ranges: deque[tuple[int, float, float]] = deque()  # (tick, range_m, odometer_m)
-        self._odo_m, self._odo_tick = 0.0, -1  # the ego's distance travelled, at the last tick seen (-1: none)
+        self._ranges: deque[tuple[int, float]] = deque()  # (tick, range_m)
         self._heading: tuple[int, float] | None = None  # (tick, heading_rad)
         self.curvature = 0.0  # 1/m, positive turning left
         self.engaged = False
@@ -143,7 +142,6 @@ class EmergencyBrake:
     def reset(self) -> None:
         self._ranges.clear()
         self._heading, self.curvature, self.engaged, self.engaged_ticks = None, 0.0, False, 0
-        self._odo_m, self._odo_tick = 0.0, -1
         self.last = {}
 
     def range_m(self, class_ids: np.ndarray) -> float:
@@ -200,26 +198,15 @@ class EmergencyBrake:
         if self._ranges and (abs(rng - self._ranges[-1][1]) > cfg.jump_m + 1.5 * row_m
                              or tick - self._ranges[-1][0] > cfg.window_ticks):
             self._ranges.clear()
-        self._ranges.append((tick, rng, self._odo_m))
+        self._ranges.append((tick, rng))
         while tick - self._ranges[0][0] >= cfg.window_ticks:
             self._ranges.popleft()
-
-    def _standing(self, height: int) -> bool:
-        """Is the car in the history standing still? Range plus the ego's distance travelled stays
-        within a pixel row (at the history's longest range) while the ego has travelled more than
-        two rows: a car moving with the ego keeps its range instead."""
-        if len(self._ranges) < 3:
-            return False
-        _, ranges, odo = np.asarray(self._ranges).T
-        row = self._row_m(float(ranges.max()), height)
-        fixed = ranges + odo
-        return bool(odo[-1] - odo[0] >= 2.0 * row + 1.0 and fixed.max() - fixed.min() <= row + 0.5)
 
     def closing_mps(self) -> float:
         """Least-squares closing speed over the range history (0 with fewer than 3 samples)."""
         if len(self._ranges) < 3:
             return 0.0
-        ticks, ranges, _ = np.asarray(self._ranges).T
+        ticks, ranges = np.asarray(self._ranges).T
         slope = np.polyfit(ticks * self.config.dt_s, ranges, 1)[0]
         return float(-slope)
 
@@ -228,21 +215,15 @@ class EmergencyBrake:
         while the guard is engaged. Ticks may skip (latency-aware driving); the rates use them."""
         cfg = self.config
         self._update_curvature(ego, tick)
-        if self._odo_tick >= 0:
-            self._odo_m += ego.speed_mps * (tick - self._odo_tick) * cfg.dt_s
-        self._odo_tick = tick
         rng = self.range_m(class_ids)
         if math.isfinite(rng):
             row = self._row_m(rng, class_ids.shape[0])
             self._track(rng, tick, row)
             closing = min(self.closing_mps(), ego.speed_mps)  # the car ahead does not reverse into us
-            if self._standing(class_ids.shape[0]):
-                sure = closing = ego.speed_mps
-            else:
-                # what one pixel row of range can fake over the history's span (a car's edge that
-                # steps a row shows as closing); the decision uses the closing speed beyond it
-                span_s = (self._ranges[-1][0] - self._ranges[0][0]) * cfg.dt_s
-                sure = closing - row / span_s if span_s > 0 else 0.0
+            # what one pixel row of range can fake over the history's span (a car's edge that
+            # steps a row shows as closing); the decision uses the closing speed beyond it
+            span_s = (self._ranges[-1][0] - self._ranges[0][0]) * cfg.dt_s
+            sure = closing - row / span_s if span_s > 0 else 0.0
             gap = rng - cfg.front_m - cfg.stop_gap_m - sure * cfg.reaction_s
             need = sure * sure / (2.0 * max(gap, 0.05)) if sure > 0 else 0.0
             # a car braked for that reaches the map's bottom edge may be nearer than it reads, and its

@@ -177,3 +177,16 @@ def test_a_followed_car_whose_edge_steps_a_row_is_not_closing():
     for t, rear in enumerate([28.5] * 3 + [26.0] * 10):
         assert fresh.filter(scene(rear), ego(20.0), Action(0.0, 0.1), t).pedal == 0.1
     assert fresh.engaged_ticks == 0
+
+
+def test_on_the_coarse_privileged_map_it_stops_in_time_from_14_mps():
+    """On the 96 x 192 map the privileged drive renders (a row spans ~4 m at 25 m) the brake still
+    comes on with room to stop from 14 m/s (from 20 m/s it is late: the README says so)."""
+    brake = EmergencyBrake(CAMERA)
+    first = None
+    for t in range(60):
+        rear = 45.0 - 14.0 * t * brake.config.dt_s
+        if brake.filter(scene(rear, shape=(96, 192)), ego(14.0), Action(0.0, 0.0), t).pedal == -1.0:
+            first = rear
+            break
+    assert first is not None and first - brake.config.front_m > 14.0 ** 2 / (2 * 6.0) + 2.0
