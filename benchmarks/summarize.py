@@ -142,11 +142,15 @@ DRIVE_RUNS = (("scripted baseline (privileged)", "drive_baseline.json", None),
               ("policy, privileged (ground-truth view)", "drive_privileged.json", None),
               ("policy, perception in the loop (INT8, ORT CPU)", "drive_perception.json", None),
               ("  same, latency-aware (x1)", "drive_perception.json", "latency_aware"),
-              ("  same, latency-aware (x4: a 4x slower device)", "drive_perception_x4.json", "latency_aware"))
+              ("  same, latency-aware (x4: a 4x slower device)", "drive_perception_x4.json", "latency_aware"),
+              ("policy + emergency brake, privileged", "drive_privileged_brake.json", None),
+              ("policy + emergency brake, perception in the loop", "drive_perception_brake.json", None))
 # the privileged drivers on 20 held-out seeds per scenario (five is a small sample), with the
 # scripted driver that changes lanes (--driver overtaking, stage 7's expert)
-DRIVE20_RUNS = (DRIVE_RUNS[0], ("scripted, overtaking (privileged)", "drive_overtaking.json", None), DRIVE_RUNS[1])
-DRIVE20_COMMAND = ("PYTHONPATH=. python benchmarks/eval_drive.py --only baseline overtaking privileged --episodes 20 "
+DRIVE20_RUNS = (DRIVE_RUNS[0], ("scripted, overtaking (privileged)", "drive_overtaking.json", None), DRIVE_RUNS[1],
+                DRIVE_RUNS[5])
+DRIVE20_COMMAND = ("PYTHONPATH=. python benchmarks/eval_drive.py --only baseline overtaking privileged privileged_brake "
+                   "--episodes 20 "
                    "--out benchmarks/results/drive20")
 
 

@@ -23,6 +23,12 @@ latency (perception + observation + policy, times --latency-scale) applied as
 actuation delay: the control lands that many simulated seconds late and frames
 the agent could not have seen are skipped. The report holds both scores.
 
+--emergency-brake (experimental, off by default) guards the policy's pedal: full
+brake while the car ahead in its path closes faster than 3 m/s^2 of braking can
+stop, ranged from the same class-id map as the view (sim/agent/safety.py). On
+the coarse maps the drive uses it comes on too late above 12-16 m/s for a
+standing car (benchmarks/brake_reach.py); the README gives what it changed.
+
 --driver scripted drives the privileged scripted baseline instead of the policy
 (builtin only): the driver the policy is compared with. --driver overtaking is
 that driver with lane changes past slower traffic on straight multi-lane roads
