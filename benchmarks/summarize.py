@@ -212,10 +212,43 @@ def scale_table() -> str:
     return "\n".join(lines)
 
 
+def brake_tables() -> str:
+    """The emergency brake: where it comes on for a standing car (synthetic) and what it changed on
+    the validation seeds."""
+    reach = _load("brake_reach.json")
+    maps = sorted({tuple(r["map_hw"]) for r in reach["rows"]})
+    speeds = sorted({r["speed_mps"] for r in reach["rows"]})
+    cell = {(tuple(r["map_hw"]), r["speed_mps"]): r for r in reach["rows"]}
+    lines = ["| standing car, ego at | " + " | ".join(f"{v:.0f} m/s" for v in speeds) + " |",
+             "| --- | " + " | ".join("---" for _ in speeds) + " |"]
+    lines.append("| needs the brake by (m) | " + " | ".join(f"{cell[(maps[0], v)]['needs_m']:.1f}" for v in speeds) + " |")
+    for hw in maps:
+        row = []
+        for v in speeds:
+            r = cell[(hw, v)]
+            at = "never" if r["brakes_at_m"] is None else f"{r['brakes_at_m']:.1f}"
+            row.append(at if r["stops"] else f"{at} (late)")
+        lines.append(f"| brakes at (m), {hw[0]} x {hw[1]} map | " + " | ".join(row) + " |")
+    lines += ["", "`PYTHONPATH=. python benchmarks/brake_reach.py --out benchmarks/results/brake_reach.json` (ranges from "
+              "the ego's centre to the car's rear; 6 m/s^2 brake, 2.5 m to the bumper).", ""]
+    val = _load("brake_validation.json")
+    scenarios = ("highway", "racetrack", "roundabout", "merge")
+    lines += ["| validation (seeds " + f"{val['seeds'][0]}-{val['seeds'][1]}) | " + " | ".join(scenarios) + " | overall |",
+              "| --- | " + " | ".join("---" for _ in scenarios) + " | --- |"]
+    for mode, runs in val["modes"].items():
+        for name, label in (("policy", "policy"), ("brake", "policy + emergency brake")):
+            r = runs[name]
+            lines.append(f"| {label}, {mode} | " + " | ".join(f"{r['per_scenario'][s]:.3f}" for s in scenarios)
+                         + f" | **{r['overall']:.3f}** |")
+    lines += ["", "`PYTHONPATH=. python benchmarks/validate_brake.py` → `benchmarks/results/brake_validation.json` "
+              f"({val['date'][:10]}, {val['host']['cpu']}; perception: `models/seg` INT8 on ORT)."]
+    return "\n".join(lines)
+
+
 TABLES = {"engines": engines_table, "loop": loop_table, "cpu": cpu_table,
           "cpu_avx2": lambda: cpu_table("cpu_compare_avx2.json"), "sim": sim_table, "driver": driver_table,
           "drive": drive_table, "drive20": lambda: drive_table(DRIVE20_RUNS, RESULTS / "drive20", DRIVE20_COMMAND),
-          "scale": scale_table}
+          "scale": scale_table, "brake": brake_tables}
 
 
 def render(name: str) -> str:
