@@ -38,6 +38,12 @@ Per tick:
 ``trigger_mps2`` (3 m/s^2, half of the builtin world's 6 m/s^2 brake) leaves ordinary
 following to the policy; the guard acts only where stopping needs hard braking. The defaults
 were set on validation seeds 900-909, never on the held-out 1000+ the reports use.
+
+Limits (why ``drive`` keeps it off by default): ranges come from pixel rows, so on the 96-row
+label map of the privileged drive it comes on in time for a standing car only up to ~12 m/s, on
+the segmentation bundle's 128 rows up to ~16 m/s (``benchmarks/brake_reach.py``); it assumes the
+car ahead keeps its speed, so it is late for one that is itself braking hard; it sees only ahead
+along the path, not a car coming in from the side. The README gives what it changed.
 """
 
 from __future__ import annotations
