@@ -39,7 +39,7 @@ def main() -> None:
                                 perception=(str(shipped["seg"]),) if mode == "perception" else ())
             report = drive(opts)
             runs["brake" if brake else "policy"] = report
-            out.setdefault("brake_config", report["agent"]["brake"])
+        out["brake_config"] = runs["brake"]["agent"]["brake"]
         plain, guarded = runs["policy"], runs["brake"]
         differ = [{"scenario": a["scenario"], "seed": a["seed"], "policy": a["driving_score"], "ended": a["ended"],
                    "with_brake": b["driving_score"], "ended_with_brake": b["ended"], "brake_ticks": b["brake_ticks"]}

@@ -62,7 +62,6 @@ examples:
 """
 
 BUILTIN = ("highway", "racetrack", "roundabout", "merge")
-EMERGENCY_BRAKE = False  # --emergency-brake's default
 
 
 def _scenarios(text: str) -> tuple[str, ...]:
@@ -107,7 +106,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "changes past slower traffic (the stage-7 policy's expert); scripted ones: builtin only")
     p.add_argument("--privileged", action="store_true",
                    help="observation from the simulator's ground-truth labels instead of the seg bundle's predictions")
-    p.add_argument("--emergency-brake", action=argparse.BooleanOptionalAction, default=EMERGENCY_BRAKE,
+    p.add_argument("--emergency-brake", action=argparse.BooleanOptionalAction, default=False,
                    help="guard the policy with emergency braking (sim/agent/safety.py): full brake while the "
                         "vehicle ahead in its path closes faster than 3 m/s^2 of braking can stop, read from the "
                         "same class-id map as the policy's view (default: %(default)s)")

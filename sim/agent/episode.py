@@ -127,7 +127,7 @@ class Agent:
 
     def describe(self) -> dict[str, Any]:
         return {"privileged": self.privileged, "policy": self.policy.describe() if self.policy is not None else None,
-                "brake": self.brake.describe()["emergency_brake"] if self.brake is not None else None,
+                "brake": self.brake.describe() if self.brake is not None else None,
                 "perception": [{"name": p.name, "bundle": str(p.bundle.path), "engine": p.engine.describe()}
                                for p in self.perception]}
 

@@ -101,15 +101,19 @@ class BrakeConfig:
         return cls()
 
 
+def focal_px(camera: CameraConfig, rows: int) -> float:
+    """The focal length in pixels of ``camera`` on a map ``rows`` high (its intrinsics scaled)."""
+    return (camera.width / 2.0) / math.tan(math.radians(camera.fov_deg) / 2.0) * rows / camera.height
+
+
 @functools.lru_cache(maxsize=8)
 def ground_grid(height: int, width: int, camera: CameraConfig, clearance_m: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(forward_m, left_m), each (height, width): where each pixel's ray meets the plane
     ``clearance_m`` above the flat road, from the ego's centre, for a class-id map of that size
     from ``camera`` (intrinsics scaled to it). Rays at or above that plane's horizon get ``inf``
     forward."""
-    sx, sy = width / camera.width, height / camera.height
-    f = (camera.width / 2.0) / math.tan(math.radians(camera.fov_deg) / 2.0)
-    fx, fy = f * sx, f * sy
+    fy = focal_px(camera, height)
+    fx = fy * (width / camera.width) / (height / camera.height)
     xn = ((np.arange(width) + 0.5) - width / 2.0) / fx  # (W,) right over depth
     yn = ((np.arange(height) + 0.5) - height / 2.0) / fy  # (H,) down over depth
     pitch = math.radians(camera.pitch_deg)
@@ -170,9 +174,8 @@ class EmergencyBrake:
         fwd, lat = forward[bottom, cols], left[bottom, cols]
         in_range = fwd < cfg.max_range_m  # (rows at or above the horizon read inf)
         fwd, lat, cols = fwd[in_range], lat[in_range], cols[in_range]
-        fy = (self.camera.width / 2.0) / math.tan(math.radians(self.camera.fov_deg) / 2.0) * h / self.camera.height
         depth = np.maximum(fwd - self.camera.x_m, 0.1)
-        keep = ((count[cols] >= cfg.min_height_m * fy / depth)
+        keep = ((count[cols] >= cfg.min_height_m * focal_px(self.camera, h) / depth)
                 & (np.abs(lat - 0.5 * self.curvature * fwd * fwd) < cfg.half_width_m))
         fwd = fwd[keep]
         if fwd.size < cfg.min_columns:
@@ -181,9 +184,8 @@ class EmergencyBrake:
 
     def _row_m(self, range_m: float, height: int) -> float:
         """Road one pixel row spans at ``range_m`` on a map ``height`` rows high (flat road, level camera)."""
-        fy = (self.camera.width / 2.0) / math.tan(math.radians(self.camera.fov_deg) / 2.0) * height / self.camera.height
         depth = max(range_m - self.camera.x_m, 0.1)
-        return depth * depth / (fy * (self.camera.z_m - self.config.clearance_m))
+        return depth * depth / (focal_px(self.camera, height) * (self.camera.z_m - self.config.clearance_m))
 
     def _nearest_visible_m(self, shape: tuple[int, ...]) -> float:
         """The shortest range the map can show: its bottom row's, straight ahead."""
@@ -252,4 +254,5 @@ class EmergencyBrake:
         return Action(action.steer, -1.0)
 
     def describe(self) -> dict[str, Any]:
-        return {"emergency_brake": asdict(self.config)}
+        """Its settings (``BrakeConfig`` as a dict), for the report."""
+        return asdict(self.config)
