@@ -1,56 +1,97 @@
-"""The emergency brake on the validation seeds (900-909, never the held-out 1000+): the shipped
-policy with and without ``--emergency-brake``, privileged and with the segmentation bundle in the
-loop (INT8, ORT; no detector: it does not feed the policy or the brake).
+"""The emergency brake on seeds it may be tuned on (never the held-out 1000-1019): the shipped
+policy without the brake and with each brake variant, privileged and with the segmentation
+bundle in the loop (INT8, ORT; no detector: it does not feed the policy or the brake).
 
   PYTHONPATH=. python benchmarks/validate_brake.py [--seed 900] [--episodes 10] [--mode privileged perception]
+  PYTHONPATH=. python benchmarks/validate_brake.py --seed 2000 --episodes 100 --mode privileged \\
+      --variant default --variant assist:assist_pedal=-0.3 --out benchmarks/results/brake_dev.json
 
-Writes benchmarks/results/brake_validation.json: per mode, each run's per-scenario driving score
-and the episodes where the two differ or the brake acted (its ``brake_ticks``). The brake's
-settings (``sim.agent.safety.BrakeConfig``) were chosen on these seeds; the held-out run is
+A variant is ``NAME[:KEY=VALUE,...]``, ``sim.agent.safety.BrakeConfig`` fields over its defaults
+(default: one variant, ``brake``, the defaults). Writes a JSON with, per mode, each run's
+per-scenario driving score, collisions and the episodes where a variant differs from the policy
+alone or acted (its ``brake_ticks``). The validation seeds are 900-909 (``brake_validation.json``);
+2000+ are a development set (never trained on: training draws >= 100000). The held-out run is
 ``eval_drive.py --only privileged_brake --episodes 20 --out benchmarks/results/drive20``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 from edgepilot.commands.drive import default_bundles
 from edgepilot.sim.agent.drive import DriveOptions, drive
+from edgepilot.sim.agent.safety import BrakeConfig
+from edgepilot.sim.builtin.scenario import available_scenarios
+from edgepilot.sim.scale import ScaleOptions
 
 RESULTS = Path(__file__).resolve().parent / "results"
+HELD_OUT = range(1000, 1020)
+
+
+def parse_variant(text: str) -> tuple[str, BrakeConfig]:
+    """``NAME[:KEY=VALUE,...]`` -> (name, BrakeConfig with those fields over its defaults)."""
+    name, _, rest = text.partition(":")
+    types = {f.name: f.type for f in dataclasses.fields(BrakeConfig)}
+    kw: dict[str, Any] = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        if key not in types:
+            raise SystemExit(f"--variant {text!r}: {key!r} is not a BrakeConfig field ({', '.join(types)})")
+        kw[key] = int(value) if types[key] in (int, "int") else float(value)
+    return name, BrakeConfig(**kw)
+
+
+def summary(report: dict[str, Any]) -> dict[str, Any]:
+    eps = report["episodes"]
+    return {"per_scenario": {s: v["driving_score"] for s, v in report["scores"]["per_scenario"].items()},
+            "overall": report["scores"]["overall"]["driving_score"],
+            "collisions": sum(e["ended"] == "collision" for e in eps)}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seed", type=int, default=900)
     p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--scenarios", nargs="+", choices=available_scenarios(), default=None, help="default: all four")
     p.add_argument("--mode", nargs="+", choices=("privileged", "perception"), default=["privileged", "perception"])
+    p.add_argument("--variant", action="append", default=None, metavar="NAME[:KEY=VALUE,...]")
+    p.add_argument("--workers", type=int, default=1, help="Ray workers (episodes in parallel)")
     p.add_argument("--out", type=Path, default=RESULTS / "brake_validation.json")
     args = p.parse_args()
+    if set(range(args.seed, args.seed + args.episodes)) & set(HELD_OUT):
+        raise SystemExit(f"seeds {args.seed}-{args.seed + args.episodes - 1} overlap the held-out 1000-1019: "
+                         "tune on 900-909 or 2000+")
+    variants = dict(parse_variant(v) for v in (args.variant or ["brake"]))
     shipped = default_bundles()
-    out: dict = {"benchmark": "brake_validation", "seeds": [args.seed, args.seed + args.episodes - 1], "modes": {}}
+    scenarios = tuple(args.scenarios) if args.scenarios else DriveOptions().scenarios
+    out: dict = {"benchmark": "brake_validation", "seeds": [args.seed, args.seed + args.episodes - 1],
+                 "scenarios": list(scenarios), "variants": {k: dataclasses.asdict(v) for k, v in variants.items()},
+                 "modes": {}}
+    report: dict[str, Any] = {}
     for mode in args.mode:
         runs = {}
-        for brake in (False, True):
-            opts = DriveOptions(episodes=args.episodes, seed=args.seed, policy=str(shipped["policy"]),
-                                privileged=mode == "privileged", emergency_brake=brake,
-                                perception=(str(shipped["seg"]),) if mode == "perception" else ())
+        for name, cfg in [("policy", None), *variants.items()]:
+            opts = DriveOptions(scenarios=scenarios, episodes=args.episodes, seed=args.seed,
+                                policy=str(shipped["policy"]), privileged=mode == "privileged",
+                                emergency_brake=cfg is not None, brake_config=cfg, progress=False,
+                                perception=(str(shipped["seg"]),) if mode == "perception" else (),
+                                scale=ScaleOptions(workers=args.workers))
             report = drive(opts)
-            runs["brake" if brake else "policy"] = report
-        out["brake_config"] = runs["brake"]["agent"]["brake"]
-        plain, guarded = runs["policy"], runs["brake"]
-        differ = [{"scenario": a["scenario"], "seed": a["seed"], "policy": a["driving_score"], "ended": a["ended"],
-                   "with_brake": b["driving_score"], "ended_with_brake": b["ended"], "brake_ticks": b["brake_ticks"]}
-                  for a, b in zip(plain["episodes"], guarded["episodes"], strict=True)
-                  if b["brake_ticks"] or abs(a["driving_score"] - b["driving_score"]) > 1e-9]
-        out["modes"][mode] = {
-            name: {"per_scenario": {s: v["driving_score"] for s, v in r["scores"]["per_scenario"].items()},
-                   "overall": r["scores"]["overall"]["driving_score"]} for name, r in runs.items()}
-        out["modes"][mode]["episodes_that_differ"] = differ
-        print(f"{mode}: policy {out['modes'][mode]['policy']} / with brake {out['modes'][mode]['brake']}")
-    out["date"], out["host"] = guarded["date"], guarded["host"]
+            runs[name] = report
+            print(f"{mode} {name}: {summary(report)}", flush=True)
+        res: dict[str, Any] = {name: summary(r) for name, r in runs.items()}
+        for name in variants:
+            res[name]["episodes_that_differ"] = [
+                {"scenario": a["scenario"], "seed": a["seed"], "policy": a["driving_score"], "ended": a["ended"],
+                 "with_brake": b["driving_score"], "ended_with_brake": b["ended"], "brake_ticks": b["brake_ticks"]}
+                for a, b in zip(runs["policy"]["episodes"], runs[name]["episodes"], strict=True)
+                if b["brake_ticks"] or abs(a["driving_score"] - b["driving_score"]) > 1e-9]
+        out["modes"][mode] = res
+    out["date"], out["host"] = report["date"], report["host"]
     args.out.write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {args.out}")
 

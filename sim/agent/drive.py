@@ -29,7 +29,7 @@ from edgepilot.runtime.progress import progress
 from edgepilot.runtime.telemetry import summarize_ms
 from edgepilot.sim.agent.episode import Agent, EpisodeResult, PerceptionModel, run_episode
 from edgepilot.sim.agent.policy import DrivingPolicy
-from edgepilot.sim.agent.safety import EmergencyBrake
+from edgepilot.sim.agent.safety import BrakeConfig, EmergencyBrake
 from edgepilot.sim.metrics import EpisodeScore, summarise
 from edgepilot.sim.scale import ScaleOptions, Server, run_jobs
 from edgepilot.sim.types import CameraConfig, Simulator
@@ -52,6 +52,7 @@ class DriveOptions:
     driver: str = "policy"  # policy | scripted (the privileged baseline) | overtaking (it with lane changes)
     privileged: bool = False
     emergency_brake: bool = False  # the guard of sim.agent.safety on the policy's pedal (policy driver only)
+    brake_config: BrakeConfig | None = None  # its settings (None: BrakeConfig's defaults)
     latency_aware: bool = False
     latency_scale: float = 1.0
     backend: str = "ort"
@@ -154,7 +155,7 @@ def build_agent(opts: DriveOptions) -> Agent:
                   for p in opts.perception]
     if policy is None and opts.driver == "policy":
         raise EdgepilotError("give a policy bundle (--policy BUNDLE)", exit_code=2)
-    brake = EmergencyBrake(opts.camera) if opts.emergency_brake and opts.driver == "policy" else None
+    brake = EmergencyBrake(opts.camera, opts.brake_config) if opts.emergency_brake and opts.driver == "policy" else None
     return Agent(policy, perception, privileged=opts.privileged or opts.driver in SCRIPTED,  # type: ignore[arg-type]
                  brake=brake)
 

@@ -82,6 +82,10 @@ class BrakeConfig:
     coast_ticks: int = 5  # ticks a car in the path may go unseen (segmentation flicker) and still count
     release_mps: float = 0.3
     dt_s: float = 0.05  # one simulator tick (20 Hz)
+    # brake assist: while the policy itself brakes at least this hard (pedal <= assist_pedal), a lower
+    # need engages the guard (assist_need_mps2 instead of trigger_mps2); -1 turns it off
+    assist_pedal: float = -1.0
+    assist_need_mps2: float = 1.0
 
     def __post_init__(self) -> None:
         positive = {"half_width_m": self.half_width_m, "max_range_m": self.max_range_m, "jump_m": self.jump_m,
@@ -91,6 +95,8 @@ class BrakeConfig:
             bad.append("clearance_m in [0, 1)")
         if self.min_columns < 1 or self.window_ticks < 3 or self.min_height_m < 0:
             bad.append("min_columns >= 1, window_ticks >= 3 and min_height_m >= 0")
+        if not -1.0 <= self.assist_pedal <= 0.0 or not self.assist_need_mps2 >= 0:
+            bad.append("assist_pedal in [-1, 0] and assist_need_mps2 >= 0")
         if self.front_m < 0 or self.stop_gap_m < 0 or self.release_mps < 0 or self.reaction_s < 0 or self.coast_ticks < 0:
             bad.append("front_m, stop_gap_m, release_mps, reaction_s and coast_ticks >= 0")
         if bad:
@@ -238,7 +244,10 @@ class EmergencyBrake:
             # range no longer changes: hold the brake while the ego moves or the policy asks for throttle
             hold = (self.engaged and rng <= self._nearest_visible_m(class_ids.shape) + 0.5
                     and (ego.speed_mps > 0.1 or action.pedal > 0))
-            if hold or (sure >= cfg.release_mps and (need > cfg.trigger_mps2 or gap <= 0)):
+            # brake assist: the policy brakes hard on its own, so a lower need is enough (two signals agree)
+            trigger = (cfg.assist_need_mps2 if cfg.assist_pedal > -1.0 and action.pedal <= cfg.assist_pedal
+                       else cfg.trigger_mps2)
+            if hold or (sure >= cfg.release_mps and (need > trigger or gap <= 0)):
                 self.engaged = True
             elif closing < cfg.release_mps:
                 self.engaged = False

@@ -190,3 +190,27 @@ def test_on_the_coarse_privileged_map_it_stops_in_time_from_14_mps():
             first = rear
             break
     assert first is not None and first - brake.config.front_m > 14.0 ** 2 / (2 * 6.0) + 2.0
+
+
+def first_brake_m(cfg: BrakeConfig, pedal: float, speed_mps: float = 20.0, lead_mps: float = 12.0,
+                  start_m: float = 45.0) -> float:
+    """The range at which the guard first brakes fully, closing on a slower car with the policy's ``pedal``."""
+    brake = EmergencyBrake(CAMERA, cfg)
+    for t, action in enumerate(drive_towards(brake, speed_mps, lead_mps, start_m, 100, pedal=pedal)):
+        if action.pedal == -1.0 and pedal > -1.0:
+            return start_m - (speed_mps - lead_mps) * t * cfg.dt_s
+    return -math.inf
+
+
+def test_brake_assist_comes_on_earlier_only_while_the_policy_brakes():
+    """With ``assist_pedal`` the need that engages the guard drops to ``assist_need_mps2`` while the
+    policy brakes at least that hard: closing at 8 m/s from 45 m it brakes from ~27 m instead of
+    ~15 m; with the policy off the brake (pedal 0, or lighter than ``assist_pedal``) nothing changes."""
+    plain, assist = BrakeConfig(), BrakeConfig(assist_pedal=-0.3, assist_need_mps2=1.0)
+    alone = first_brake_m(plain, -0.5)
+    assisted = first_brake_m(assist, -0.5)
+    assert assisted > alone + 5.0
+    assert first_brake_m(assist, 0.0) == first_brake_m(plain, 0.0) == alone
+    assert first_brake_m(assist, -0.2) == alone
+    follow = EmergencyBrake(CAMERA, assist)  # braking gently behind a car at the same speed: no closing, no assist
+    assert all(a.pedal == -0.5 for a in drive_towards(follow, 20.0, 20.0, 20.0, 40, pedal=-0.5))
