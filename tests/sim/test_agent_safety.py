@@ -206,7 +206,7 @@ def test_brake_assist_comes_on_earlier_only_while_the_policy_brakes():
     """With ``assist_pedal`` the need that engages the guard drops to ``assist_need_mps2`` while the
     policy brakes at least that hard: closing at 8 m/s from 45 m it brakes from ~27 m instead of
     ~15 m; with the policy off the brake (pedal 0, or lighter than ``assist_pedal``) nothing changes."""
-    plain, assist = BrakeConfig(), BrakeConfig(assist_pedal=-0.3, assist_need_mps2=1.0)
+    plain, assist = BrakeConfig(assist_pedal=-1.0), BrakeConfig(assist_pedal=-0.3, assist_need_mps2=1.0)
     alone = first_brake_m(plain, -0.5)
     assisted = first_brake_m(assist, -0.5)
     assert assisted > alone + 5.0
