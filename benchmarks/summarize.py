@@ -231,18 +231,27 @@ def brake_tables() -> str:
         lines.append(f"| brakes at (m), {hw[0]} x {hw[1]} map | " + " | ".join(row) + " |")
     lines += ["", "`PYTHONPATH=. python benchmarks/brake_reach.py --out benchmarks/results/brake_reach.json` (ranges from "
               "the ego's centre to the car's rear; 6 m/s^2 brake, 2.5 m to the bumper).", ""]
-    val = _load("brake_validation.json")
-    scenarios = ("highway", "racetrack", "roundabout", "merge")
-    lines += ["| validation (seeds " + f"{val['seeds'][0]}-{val['seeds'][1]}) | " + " | ".join(scenarios) + " | overall |",
-              "| --- | " + " | ".join("---" for _ in scenarios) + " | --- |"]
-    for mode, runs in val["modes"].items():
-        for name, label in (("policy", "policy"), ("brake", "policy + emergency brake")):
-            r = runs[name]
-            lines.append(f"| {label}, {mode} | " + " | ".join(f"{r['per_scenario'][s]:.3f}" for s in scenarios)
-                         + f" | **{r['overall']:.3f}** |")
-    lines += ["", "`PYTHONPATH=. python benchmarks/validate_brake.py` → `benchmarks/results/brake_validation.json` "
-              f"({val['date'][:10]}, {val['host']['cpu']}; perception: `models/seg` INT8 on ORT)."]
-    return "\n".join(lines)
+    labels = {"policy": "policy", "brake": "+ brake, no assist", "default": "+ brake, no assist",
+              "assist": "+ brake with assist (default)", "assist2": "+ brake, assist at -0.2"}
+    for file, what, command in (
+            ("brake_validation.json", "validation", "PYTHONPATH=. python benchmarks/validate_brake.py --variant brake:assist_pedal=-1 "
+             "--variant assist:assist_pedal=-0.3 --workers 2"),
+            ("brake_dev.json", "development", "PYTHONPATH=. python benchmarks/validate_brake.py --seed 2000 --episodes 40 "
+             "--mode privileged --variant default:assist_pedal=-1 --variant assist:assist_pedal=-0.3 "
+             "--variant assist2:assist_pedal=-0.2 --workers 2 --out benchmarks/results/brake_dev.json")):
+        val = _load(file)
+        scenarios = ("highway", "racetrack", "roundabout", "merge")
+        lines += ["| " + f"{what} (seeds {val['seeds'][0]}-{val['seeds'][1]}) | " + " | ".join(scenarios)
+                  + " | overall | collisions |",
+                  "| --- | " + " | ".join("---" for _ in scenarios) + " | --- | --- |"]
+        for mode, runs in val["modes"].items():
+            for name, r in runs.items():
+                lines.append(f"| {labels.get(name, name)}, {mode} | "
+                             + " | ".join(f"{r['per_scenario'][s]:.3f}" for s in scenarios)
+                             + f" | **{r['overall']:.3f}** | {r.get('collisions', '')} |")
+        lines += ["", f"`{command}` → `benchmarks/results/{file}` ({val['date'][:10]}, {val['host']['cpu']}"
+                  + ("; perception: `models/seg` INT8 on ORT)." if "perception" in val["modes"] else ")."), ""]
+    return "\n".join(lines).rstrip()
 
 
 TABLES = {"engines": engines_table, "loop": loop_table, "cpu": cpu_table,
