@@ -25,7 +25,8 @@ the agent could not have seen are skipped. The report holds both scores.
 
 --emergency-brake (experimental, off by default) guards the policy's pedal: full
 brake while the car ahead in its path closes faster than 3 m/s^2 of braking can
-stop, ranged from the same class-id map as the view (sim/agent/safety.py). On
+stop (1 m/s^2 while the policy itself brakes at -0.3 or harder: brake assist),
+ranged from the same class-id map as the view (sim/agent/safety.py). On
 the coarse maps the drive uses it comes on too late above 12-16 m/s for a
 standing car (benchmarks/brake_reach.py); the README gives what it changed.
 
@@ -108,7 +109,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="observation from the simulator's ground-truth labels instead of the seg bundle's predictions")
     p.add_argument("--emergency-brake", action=argparse.BooleanOptionalAction, default=False,
                    help="guard the policy with emergency braking (sim/agent/safety.py): full brake while the "
-                        "vehicle ahead in its path closes faster than 3 m/s^2 of braking can stop, read from the "
+                        "vehicle ahead in its path closes faster than 3 m/s^2 of braking can stop (1 m/s^2 while the "
+                        "policy brakes at -0.3 or harder), read from the "
                         "same class-id map as the policy's view (default: %(default)s)")
     p.add_argument("--latency-aware", action="store_true",
                    help="also drive with the measured latency applied as actuation delay; report both")
