@@ -22,6 +22,7 @@ import math
 from edgepilot.commands.drive import default_bundles
 from edgepilot.sim.agent.drive import DriveOptions, _make_sim, build_agent
 from edgepilot.sim.agent.episode import Tick, run_episode
+from edgepilot.sim.agent.safety import BrakeConfig
 
 
 def main() -> None:
@@ -33,13 +34,10 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a BrakeConfig field")
     args = p.parse_args()
 
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from validate_brake import parse_variant
-
-    _, config = parse_variant("trace:" + ",".join(args.set))
+    try:
+        config = BrakeConfig.from_overrides(args.set)
+    except ValueError as e:
+        raise SystemExit(f"--set: {e}") from None
     shipped = default_bundles()
     opts = DriveOptions(scenarios=(args.scenario,), episodes=1, seed=args.seed, policy=str(shipped["policy"]),
                         privileged=not args.perception, emergency_brake=True, brake_config=config,

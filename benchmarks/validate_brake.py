@@ -35,14 +35,10 @@ HELD_OUT = range(1000, 1020)
 def parse_variant(text: str) -> tuple[str, BrakeConfig]:
     """``NAME[:KEY=VALUE,...]`` -> (name, BrakeConfig with those fields over its defaults)."""
     name, _, rest = text.partition(":")
-    types = {f.name: f.type for f in dataclasses.fields(BrakeConfig)}
-    kw: dict[str, Any] = {}
-    for item in filter(None, rest.split(",")):
-        key, _, value = item.partition("=")
-        if key not in types:
-            raise SystemExit(f"--variant {text!r}: {key!r} is not a BrakeConfig field ({', '.join(types)})")
-        kw[key] = int(value) if types[key] in (int, "int") else float(value)
-    return name, BrakeConfig(**kw)
+    try:
+        return name, BrakeConfig.from_overrides([i for i in rest.split(",") if i])
+    except ValueError as e:
+        raise SystemExit(f"--variant {text!r}: {e}") from None
 
 
 def summary(report: dict[str, Any]) -> dict[str, Any]:

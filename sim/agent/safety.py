@@ -62,7 +62,7 @@ from __future__ import annotations
 import functools
 import math
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -116,6 +116,22 @@ class BrakeConfig:
     @classmethod
     def default_config(cls) -> BrakeConfig:
         return cls()
+
+    @classmethod
+    def from_overrides(cls, items: list[str] | tuple[str, ...]) -> BrakeConfig:
+        """The defaults with ``KEY=VALUE`` fields over them (benchmark scripts' ``--set``/``--variant``);
+        an unknown key or a value that is not a number is a ValueError naming the fields."""
+        types = {f.name: f.type for f in fields(cls)}
+        kw: dict[str, float | int] = {}
+        for item in items:
+            key, _, value = item.partition("=")
+            if key not in types:
+                raise ValueError(f"BrakeConfig: {key!r} is not a field (one of {', '.join(types)})")
+            try:
+                kw[key] = int(value) if types[key] in (int, "int") else float(value)
+            except ValueError:
+                raise ValueError(f"BrakeConfig: {item!r} needs a number after '='") from None
+        return cls(**kw)  # type: ignore[arg-type]
 
 
 def focal_px(camera: CameraConfig, rows: int) -> float:

@@ -214,3 +214,17 @@ def test_brake_assist_comes_on_earlier_only_while_the_policy_brakes():
     assert first_brake_m(assist, -0.2) == alone
     follow = EmergencyBrake(CAMERA, assist)  # braking gently behind a car at the same speed: no closing, no assist
     assert all(a.pedal == -0.5 for a in drive_towards(follow, 20.0, 20.0, 20.0, 40, pedal=-0.5))
+
+
+def test_brake_config_from_overrides():
+    """KEY=VALUE fields over the defaults (the benchmark scripts' --set / --variant); bad ones are clear errors."""
+    cfg = BrakeConfig.from_overrides(["assist_pedal=-1", "window_ticks=20"])
+    assert cfg.assist_pedal == -1.0 and cfg.window_ticks == 20 and isinstance(cfg.window_ticks, int)
+    assert cfg.trigger_mps2 == BrakeConfig().trigger_mps2
+    assert BrakeConfig.from_overrides([]) == BrakeConfig()
+    with pytest.raises(ValueError, match="'assist' is not a field"):
+        BrakeConfig.from_overrides(["assist=-0.3"])
+    with pytest.raises(ValueError, match="needs a number"):
+        BrakeConfig.from_overrides(["assist_pedal=hard"])
+    with pytest.raises(ValueError, match="assist_pedal in"):
+        BrakeConfig.from_overrides(["assist_pedal=0.5"])
