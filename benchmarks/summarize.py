@@ -238,7 +238,10 @@ def brake_tables() -> str:
              "--variant assist:assist_pedal=-0.3 --workers 2"),
             ("brake_dev.json", "development", "PYTHONPATH=. python benchmarks/validate_brake.py --seed 2000 --episodes 40 "
              "--mode privileged --variant default:assist_pedal=-1 --variant assist:assist_pedal=-0.3 "
-             "--variant assist2:assist_pedal=-0.2 --workers 2 --out benchmarks/results/brake_dev.json")):
+             "--variant assist2:assist_pedal=-0.2 --workers 2 --out benchmarks/results/brake_dev.json"),
+            ("brake_dev_perception.json", "development", "PYTHONPATH=. python benchmarks/validate_brake.py --seed 2000 "
+             "--episodes 20 --mode perception --variant assist:assist_pedal=-0.3 --workers 2 "
+             "--out benchmarks/results/brake_dev_perception.json")):
         val = _load(file)
         scenarios = ("highway", "racetrack", "roundabout", "merge")
         lines += ["| " + f"{what} (seeds {val['seeds'][0]}-{val['seeds'][1]}) | " + " | ".join(scenarios)
