@@ -25,8 +25,8 @@ the agent could not have seen are skipped. The report holds both scores.
 
 --emergency-brake (experimental, off by default) guards the policy's pedal: full
 brake while the car ahead in its path closes faster than 3 m/s^2 of braking can
-stop (1 m/s^2 while the policy itself brakes at -0.3 or harder: brake assist),
-ranged from the same class-id map as the view (sim/agent/safety.py). On
+stop (1 m/s^2 while the policy itself brakes at -0.3 or harder: brake assist,
+--no-brake-assist turns it off), ranged from the same class-id map as the view (sim/agent/safety.py). On
 the coarse maps the drive uses it comes on too late above 12-16 m/s for a
 standing car (benchmarks/brake_reach.py); the README gives what it changed.
 
@@ -112,6 +112,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "vehicle ahead in its path closes faster than 3 m/s^2 of braking can stop (1 m/s^2 while the "
                         "policy brakes at -0.3 or harder), read from the "
                         "same class-id map as the policy's view (default: %(default)s)")
+    p.add_argument("--brake-assist", action=argparse.BooleanOptionalAction, default=True,
+                   help="with --emergency-brake: brake at 1 m/s^2 of need instead of 3 while the policy itself "
+                        "brakes at -0.3 or harder (BrakeConfig.assist_pedal; default: %(default)s)")
     p.add_argument("--latency-aware", action="store_true",
                    help="also drive with the measured latency applied as actuation delay; report both")
     p.add_argument("--latency-scale", type=_scale, default=1.0, metavar="K",
@@ -135,6 +138,7 @@ def options_from_args(args: argparse.Namespace) -> object:
     from edgepilot.runtime.errors import EdgepilotError
     from edgepilot.runtime.options import parse_shape
     from edgepilot.sim.agent.drive import DriveOptions
+    from edgepilot.sim.agent.safety import BrakeConfig
     from edgepilot.sim.types import CameraConfig
 
     shipped = default_bundles()
@@ -172,6 +176,7 @@ def options_from_args(args: argparse.Namespace) -> object:
     return DriveOptions(sim=args.sim, scenarios=tuple(scenarios), episodes=args.episodes, seed=args.seed,
                         perception=perception, policy=str(policy) if policy else "", driver=args.driver,
                         privileged=args.privileged, emergency_brake=args.emergency_brake,
+                        brake_config=None if args.brake_assist else BrakeConfig(assist_pedal=-1.0),
                         latency_aware=args.latency_aware,
                         latency_scale=args.latency_scale, backend=args.backend, precision=args.precision,
                         out=str(args.out) if args.out else None, report=str(args.report) if args.report else None,

@@ -226,3 +226,7 @@ def test_the_emergency_brake_rides_along_and_is_reported(tiny_policy_bundle, tmp
     assert 0 <= episode["brake_ticks"] <= episode["ticks"] and "brake_ticks" not in plain["episodes"][0]
     assert data["latency_ms"]["brake"]["n"] == episode["ticks"] and "brake" not in plain["latency_ms"]
     assert data["video"]["frames"] == episode["ticks"]
+    assert data["agent"]["brake"]["assist_pedal"] == -0.3  # brake assist: on unless --no-brake-assist
+    no_assist = tmp_path / "no_assist.json"
+    assert main([*common, "--emergency-brake", "--no-brake-assist", "--report", str(no_assist)]) == 0
+    assert json.loads(no_assist.read_text())["agent"]["brake"]["assist_pedal"] == -1.0
