@@ -3,8 +3,9 @@ policy without the brake and with each brake variant, privileged and with the se
 bundle in the loop (INT8, ORT; no detector: it does not feed the policy or the brake).
 
   PYTHONPATH=. python benchmarks/validate_brake.py [--seed 900] [--episodes 10] [--mode privileged perception]
-  PYTHONPATH=. python benchmarks/validate_brake.py --seed 2000 --episodes 100 --mode privileged \\
-      --variant default --variant assist:assist_pedal=-0.3 --out benchmarks/results/brake_dev.json
+  PYTHONPATH=. python benchmarks/validate_brake.py --seed 2000 --episodes 40 --mode privileged \\
+      --variant default:assist_pedal=-1 --variant assist:assist_pedal=-0.3 --workers 2 \\
+      --out benchmarks/results/brake_dev.json
 
 A variant is ``NAME[:KEY=VALUE,...]``, ``sim.agent.safety.BrakeConfig`` fields over its defaults
 (default: one variant, ``brake``, the defaults). Writes a JSON with, per mode, each run's

@@ -50,7 +50,8 @@ without it removed four; ``-1`` turns it off.
 The defaults were set on validation seeds 900-909 and development seeds 2000+, never on the
 held-out 1000-1019 the reports use.
 
-Limits (why ``drive`` keeps it off by default): ranges come from pixel rows, so on the 96-row
+``drive`` keeps it off by default: with perception in the loop it changed nothing that counts on
+the validation and development seeds (the README's tables). Limits: ranges come from pixel rows, so on the 96-row
 label map of the privileged drive it comes on in time for a standing car only up to ~12 m/s, on
 the segmentation bundle's 128 rows up to ~16 m/s (``benchmarks/brake_reach.py``); it assumes the
 car ahead keeps its speed, so it is late for one that is itself braking hard; it sees only ahead
@@ -122,7 +123,7 @@ class BrakeConfig:
         """The defaults with ``KEY=VALUE`` fields over them (benchmark scripts' ``--set``/``--variant``);
         an unknown key or a value that is not a number is a ValueError naming the fields."""
         types = {f.name: f.type for f in fields(cls)}
-        kw: dict[str, float | int] = {}
+        kw: dict[str, Any] = {}  # each value int or float, by its field
         for item in items:
             key, _, value = item.partition("=")
             if key not in types:
@@ -131,7 +132,7 @@ class BrakeConfig:
                 kw[key] = int(value) if types[key] in (int, "int") else float(value)
             except ValueError:
                 raise ValueError(f"BrakeConfig: {item!r} needs a number after '='") from None
-        return cls(**kw)  # type: ignore[arg-type]
+        return cls(**kw)
 
 
 def focal_px(camera: CameraConfig, rows: int) -> float:
