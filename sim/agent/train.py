@@ -94,6 +94,8 @@ class PolicyConfig:
     expert_steer_noise: float = 0.15  # round 0: OU noise std on the expert's steering
     # the expert changes lanes past slower traffic (DriverConfig.overtake; the baseline does not)
     expert_overtake: bool = False
+    # the expert's time gap to the car ahead (DriverConfig.time_gap_s; None: the baseline's 1.5 s)
+    expert_time_gap_s: float | None = None
     # scenarios whose states are labelled by the warm start's starting policy (init_from) itself,
     # not by the expert: keeps what it already drives better than the scripted driver
     anchor_scenarios: tuple[str, ...] = ()
@@ -141,6 +143,9 @@ def load_policy_config(path: str | Path | None = None, **overrides: Any) -> Poli
     if cfg.bc_brake_weight <= 0:
         raise EdgepilotError(f"bc_brake_weight {cfg.bc_brake_weight}: a weight > 0, please (1: no extra weight)",
                              exit_code=2)
+    if cfg.expert_time_gap_s is not None and cfg.expert_time_gap_s <= 0:
+        raise EdgepilotError(f"expert_time_gap_s {cfg.expert_time_gap_s}: seconds > 0, please "
+                             "(leave it out for the baseline's 1.5 s)", exit_code=2)
     if cfg.anchor_scenarios and not cfg.init_from:
         raise EdgepilotError("anchor_scenarios are labelled by the starting policy: give init_from too", exit_code=2)
     return cfg
@@ -153,12 +158,17 @@ class ExpertLabel(gym.Wrapper):
     """Adds ``info["expert_action"]`` (the scripted driver's (steer, pedal) for the new state)
     while ``labelling`` is on (``env_method("set_labelling", False)`` turns it off for PPO).
 
-    ``overtake``: the expert changes lanes (``DriverConfig.overtake``). In ``anchor_scenarios``
-    the label is NaN: ``collect`` fills it with the anchor policy's action."""
+    ``overtake``: the expert changes lanes (``DriverConfig.overtake``); ``time_gap_s``: the
+    time gap it keeps to the car ahead (``DriverConfig.time_gap_s``; None: the baseline's). In
+    ``anchor_scenarios`` the label is NaN: ``collect`` fills it with the anchor policy's action."""
 
-    def __init__(self, env: Any, overtake: bool = False, anchor_scenarios: tuple[str, ...] = ()) -> None:
+    def __init__(self, env: Any, overtake: bool = False, anchor_scenarios: tuple[str, ...] = (),
+                 time_gap_s: float | None = None) -> None:
         super().__init__(env)
-        self.driver = ScriptedDriver(DriverConfig(overtake=overtake))
+        driver = DriverConfig(overtake=overtake)
+        if time_gap_s is not None:
+            driver = dataclasses.replace(driver, time_gap_s=time_gap_s)
+        self.driver = ScriptedDriver(driver)
         self.overtake = overtake
         self.anchor_scenarios = frozenset(anchor_scenarios)
         self.labelling = True
@@ -206,7 +216,8 @@ def _make_env(cfg: PolicyConfig) -> Any:
         from stable_baselines3.common.monitor import Monitor
 
         # Monitor: episode reward and length into SB3's log (rollout/ep_rew_mean, the curve)
-        return ExpertLabel(Monitor(DriveEnv(**env_kwargs(cfg))), cfg.expert_overtake, cfg.anchor_scenarios)
+        return ExpertLabel(Monitor(DriveEnv(**env_kwargs(cfg))), cfg.expert_overtake, cfg.anchor_scenarios,
+                           cfg.expert_time_gap_s)
     return make
 
 

@@ -220,3 +220,31 @@ def test_brake_weight_must_be_positive():
 
     with pytest.raises(EdgepilotError, match="bc_brake_weight"):
         load_policy_config(None, bc_brake_weight=0.0)
+
+
+def test_expert_time_gap_reaches_the_labelling_driver_and_must_be_positive(monkeypatch):
+    """``expert_time_gap_s`` sets the time gap of the driver that labels the warm start's states
+    (the env a config builds, as a worker builds it); left out, it is the baseline's; zero or
+    less is a one-line error."""
+    pytest.importorskip("stable_baselines3")
+    import cv2
+    import torch
+
+    from edgepilot.runtime.errors import EdgepilotError
+    from edgepilot.sim.agent.train import _make_env, load_policy_config
+    from edgepilot.sim.driver import DriverConfig
+
+    # a worker's env pins its process to one thread: keep the test process as it is
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    monkeypatch.setattr(cv2, "setNumThreads", lambda n: None)
+    for gap, expected in ((1.0, 1.0), (None, DriverConfig().time_gap_s)):
+        env = _make_env(load_policy_config(None, scenarios=("highway",), max_steps=3, expert_time_gap_s=gap))()
+        try:
+            assert env.driver.config.time_gap_s == expected
+            _, info = env.reset(seed=0)
+            assert np.isfinite(info["expert_action"]).all()
+        finally:
+            env.close()
+    with pytest.raises(EdgepilotError, match="expert_time_gap_s") as err:
+        load_policy_config(None, expert_time_gap_s=0.0)
+    assert err.value.exit_code == 2
