@@ -96,6 +96,8 @@ class PolicyConfig:
     expert_overtake: bool = False
     # the expert's time gap to the car ahead (DriverConfig.time_gap_s; None: the baseline's 1.5 s)
     expert_time_gap_s: float | None = None
+    # the scenarios where expert_time_gap_s applies (empty: all); elsewhere the baseline's gap
+    expert_time_gap_scenarios: tuple[str, ...] = ()
     # scenarios whose states are labelled by the warm start's starting policy (init_from) itself,
     # not by the expert: keeps what it already drives better than the scripted driver
     anchor_scenarios: tuple[str, ...] = ()
@@ -146,6 +148,10 @@ def load_policy_config(path: str | Path | None = None, **overrides: Any) -> Poli
     if cfg.expert_time_gap_s is not None and cfg.expert_time_gap_s <= 0:
         raise EdgepilotError(f"expert_time_gap_s {cfg.expert_time_gap_s}: seconds > 0, please "
                              "(leave it out for the baseline's 1.5 s)", exit_code=2)
+    stray = sorted(set(cfg.expert_time_gap_scenarios) - set(SCENARIOS))
+    if stray:
+        raise EdgepilotError(f"expert_time_gap_scenarios {', '.join(stray)}: choose from {', '.join(SCENARIOS)}",
+                             exit_code=2)
     if cfg.anchor_scenarios and not cfg.init_from:
         raise EdgepilotError("anchor_scenarios are labelled by the starting policy: give init_from too", exit_code=2)
     return cfg
@@ -159,16 +165,19 @@ class ExpertLabel(gym.Wrapper):
     while ``labelling`` is on (``env_method("set_labelling", False)`` turns it off for PPO).
 
     ``overtake``: the expert changes lanes (``DriverConfig.overtake``); ``time_gap_s``: the
-    time gap it keeps to the car ahead (``DriverConfig.time_gap_s``; None: the baseline's). In
-    ``anchor_scenarios`` the label is NaN: ``collect`` fills it with the anchor policy's action."""
+    time gap it keeps to the car ahead (``DriverConfig.time_gap_s``; None: the baseline's), in
+    ``time_gap_scenarios`` only where given (elsewhere the baseline's). In ``anchor_scenarios``
+    the label is NaN: ``collect`` fills it with the anchor policy's action."""
 
     def __init__(self, env: Any, overtake: bool = False, anchor_scenarios: tuple[str, ...] = (),
-                 time_gap_s: float | None = None) -> None:
+                 time_gap_s: float | None = None, time_gap_scenarios: tuple[str, ...] = ()) -> None:
         super().__init__(env)
-        driver = DriverConfig(overtake=overtake)
-        if time_gap_s is not None:
-            driver = dataclasses.replace(driver, time_gap_s=time_gap_s)
-        self.driver = ScriptedDriver(driver)
+        baseline = DriverConfig(overtake=overtake)
+        self.driver = ScriptedDriver(baseline if time_gap_s is None else
+                                     dataclasses.replace(baseline, time_gap_s=time_gap_s))
+        # where the time gap does not apply: the baseline's gap
+        self.baseline_driver = ScriptedDriver(baseline) if time_gap_scenarios else self.driver
+        self.time_gap_scenarios = frozenset(time_gap_scenarios)
         self.overtake = overtake
         self.anchor_scenarios = frozenset(anchor_scenarios)
         self.labelling = True
@@ -182,13 +191,16 @@ class ExpertLabel(gym.Wrapper):
                 info["expert_action"] = np.full(2, np.nan, np.float32)
                 return info
             drive = self.env.unwrapped
-            control = self.driver.act(drive.simulator.privileged(lanes=self.overtake), drive.sim_observation.ego)
+            driver = (self.driver if not self.time_gap_scenarios or info.get("scenario") in self.time_gap_scenarios
+                      else self.baseline_driver)
+            control = driver.act(drive.simulator.privileged(lanes=self.overtake), drive.sim_observation.ego)
             info["expert_action"] = Action.from_control(control).to_array()
         return info
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict]:
         obs, info = self.env.reset(**kwargs)
         self.driver.reset(0)  # a new episode: no lane change under way
+        self.baseline_driver.reset(0)
         return obs, self._label(info)
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
@@ -217,7 +229,7 @@ def _make_env(cfg: PolicyConfig) -> Any:
 
         # Monitor: episode reward and length into SB3's log (rollout/ep_rew_mean, the curve)
         return ExpertLabel(Monitor(DriveEnv(**env_kwargs(cfg))), cfg.expert_overtake, cfg.anchor_scenarios,
-                           cfg.expert_time_gap_s)
+                           cfg.expert_time_gap_s, cfg.expert_time_gap_scenarios)
     return make
 
 

@@ -248,3 +248,25 @@ def test_expert_time_gap_reaches_the_labelling_driver_and_must_be_positive(monke
     with pytest.raises(EdgepilotError, match="expert_time_gap_s") as err:
         load_policy_config(None, expert_time_gap_s=0.0)
     assert err.value.exit_code == 2
+
+    # only on the highway: the merge is labelled by a driver with the baseline's gap
+    cfg = load_policy_config(None, scenarios=("highway", "merge"), max_steps=3, expert_time_gap_s=1.0,
+                             expert_time_gap_scenarios=("highway",))
+    env = _make_env(cfg)()
+    try:
+        labellers = {}
+        for scenario in ("highway", "merge"):
+            used = []
+            for driver in {env.driver, env.baseline_driver}:
+                act = driver.act
+                driver.act = lambda *a, _d=driver, _act=act, **k: used.append(_d) or _act(*a, **k)
+            env.reset(seed=0, options={"scenario": scenario})
+            labellers[scenario] = {d.config.time_gap_s for d in used}
+            for driver in (env.driver, env.baseline_driver):
+                driver.__dict__.pop("act", None)
+        assert labellers == {"highway": {1.0}, "merge": {DriverConfig().time_gap_s}}
+    finally:
+        env.close()
+    with pytest.raises(EdgepilotError, match="expert_time_gap_scenarios") as err:
+        load_policy_config(None, expert_time_gap_scenarios=("motorway",))
+    assert err.value.exit_code == 2
