@@ -259,7 +259,7 @@ def test_expert_time_gap_reaches_the_labelling_driver_and_must_be_positive(monke
             used = []
             for driver in {env.driver, env.baseline_driver}:
                 act = driver.act
-                driver.act = lambda *a, _d=driver, _act=act, **k: used.append(_d) or _act(*a, **k)
+                driver.act = lambda *a, _d=driver, _act=act, _used=used, **k: _used.append(_d) or _act(*a, **k)
             env.reset(seed=0, options={"scenario": scenario})
             labellers[scenario] = {d.config.time_gap_s for d in used}
             for driver in (env.driver, env.baseline_driver):
