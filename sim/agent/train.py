@@ -175,7 +175,7 @@ class ExpertLabel(gym.Wrapper):
         baseline = DriverConfig(overtake=overtake)
         self.driver = ScriptedDriver(baseline if time_gap_s is None else
                                      dataclasses.replace(baseline, time_gap_s=time_gap_s))
-        # where the time gap does not apply: the baseline's gap
+        # labels where the time gap does not apply (the same driver when it applies everywhere)
         self.baseline_driver = ScriptedDriver(baseline) if time_gap_scenarios else self.driver
         self.time_gap_scenarios = frozenset(time_gap_scenarios)
         self.overtake = overtake
@@ -191,16 +191,15 @@ class ExpertLabel(gym.Wrapper):
                 info["expert_action"] = np.full(2, np.nan, np.float32)
                 return info
             drive = self.env.unwrapped
-            driver = (self.driver if not self.time_gap_scenarios or info.get("scenario") in self.time_gap_scenarios
-                      else self.baseline_driver)
+            driver = self.driver if info.get("scenario") in self.time_gap_scenarios else self.baseline_driver
             control = driver.act(drive.simulator.privileged(lanes=self.overtake), drive.sim_observation.ego)
             info["expert_action"] = Action.from_control(control).to_array()
         return info
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict]:
         obs, info = self.env.reset(**kwargs)
-        self.driver.reset(0)  # a new episode: no lane change under way
-        self.baseline_driver.reset(0)
+        for driver in {self.driver, self.baseline_driver}:
+            driver.reset(0)  # a new episode: no lane change under way
         return obs, self._label(info)
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
