@@ -3,6 +3,7 @@ policy without the brake and with each brake variant, privileged and with the se
 bundle in the loop (INT8, ORT; no detector: it does not feed the policy or the brake).
 
   PYTHONPATH=. python benchmarks/validate_brake.py [--seed 900] [--episodes 10] [--mode privileged perception]
+      [--policy BUNDLE]
   PYTHONPATH=. python benchmarks/validate_brake.py --seed 2000 --episodes 40 --mode privileged \\
       --variant default:assist_pedal=-1 --variant assist:assist_pedal=-0.3 --workers 2 \\
       --out benchmarks/results/brake_dev.json
@@ -57,6 +58,8 @@ def main() -> None:
     p.add_argument("--mode", nargs="+", choices=("privileged", "perception"), default=["privileged", "perception"])
     p.add_argument("--variant", action="append", default=None, metavar="NAME[:KEY=VALUE,...]")
     p.add_argument("--workers", type=int, default=1, help="Ray workers (episodes in parallel)")
+    p.add_argument("--policy", type=Path, default=None, metavar="BUNDLE",
+                   help="policy bundle (default: the shipped models/policy)")
     p.add_argument("--out", type=Path, default=RESULTS / "brake_validation.json")
     args = p.parse_args()
     if set(range(args.seed, args.seed + args.episodes)) & set(HELD_OUT):
@@ -64,16 +67,20 @@ def main() -> None:
                          "tune on 900-909 or 2000+")
     variants = dict(parse_variant(v) for v in (args.variant or ["brake"]))
     shipped = default_bundles()
+    policy = args.policy or shipped["policy"]
+    if policy is None or not (Path(policy) / "meta.json").is_file():
+        raise SystemExit(f"--policy {policy}: not a policy bundle (no meta.json); export one with "
+                         "`edgepilot export CHECKPOINT --task policy --out DIR`")
     scenarios = tuple(args.scenarios) if args.scenarios else DriveOptions().scenarios
     out: dict = {"benchmark": "brake_validation", "seeds": [args.seed, args.seed + args.episodes - 1],
-                 "scenarios": list(scenarios), "variants": {k: dataclasses.asdict(v) for k, v in variants.items()},
+                 "scenarios": list(scenarios), "policy": str(policy), "variants": {k: dataclasses.asdict(v) for k, v in variants.items()},
                  "modes": {}}
     report: dict[str, Any] = {}
     for mode in args.mode:
         runs = {}
         for name, cfg in [("policy", None), *variants.items()]:
             opts = DriveOptions(scenarios=scenarios, episodes=args.episodes, seed=args.seed,
-                                policy=str(shipped["policy"]), privileged=mode == "privileged",
+                                policy=str(policy), privileged=mode == "privileged",
                                 emergency_brake=cfg is not None, brake_config=cfg, progress=False,
                                 perception=(str(shipped["seg"]),) if mode == "perception" else (),
                                 scale=ScaleOptions(workers=args.workers))
