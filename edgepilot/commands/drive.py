@@ -23,12 +23,13 @@ latency (perception + observation + policy, times --latency-scale) applied as
 actuation delay: the control lands that many simulated seconds late and frames
 the agent could not have seen are skipped. The report holds both scores.
 
---emergency-brake (experimental, off by default) guards the policy's pedal: full
-brake while the car ahead in its path closes faster than 3 m/s^2 of braking can
-stop (1 m/s^2 while the policy itself brakes at -0.3 or harder: brake assist,
---no-brake-assist turns it off), ranged from the same class-id map as the view (sim/agent/safety.py). On
-the coarse maps the drive uses it comes on too late above 12-16 m/s for a
-standing car (benchmarks/brake_reach.py); the README gives what it changed.
+--emergency-brake (on by default; --no-emergency-brake drives the policy alone)
+guards the policy's pedal: full brake while the car ahead in its path closes faster
+than 3 m/s^2 of braking can stop (1 m/s^2 while the policy itself brakes at -0.3 or
+harder: brake assist, --no-brake-assist turns it off), ranged from the same class-id
+map as the view (sim/agent/safety.py). On the coarse maps the drive uses it comes on
+too late above 12-16 m/s for a standing car (benchmarks/brake_reach.py); the README
+gives what it changed and why it is on (benchmarks/results/valb/README.md).
 
 --driver scripted drives the privileged scripted baseline instead of the policy
 (builtin only): the driver the policy is compared with. --driver overtaking is
@@ -107,7 +108,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "changes past slower traffic (the stage-7 policy's expert); scripted ones: builtin only")
     p.add_argument("--privileged", action="store_true",
                    help="observation from the simulator's ground-truth labels instead of the seg bundle's predictions")
-    p.add_argument("--emergency-brake", action=argparse.BooleanOptionalAction, default=False,
+    p.add_argument("--emergency-brake", action=argparse.BooleanOptionalAction, default=True,
                    help="guard the policy with emergency braking (sim/agent/safety.py): full brake while the "
                         "vehicle ahead in its path closes faster than 3 m/s^2 of braking can stop (1 m/s^2 while the "
                         "policy brakes at -0.3 or harder), read from the "

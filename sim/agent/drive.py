@@ -51,7 +51,7 @@ class DriveOptions:
     policy: str = ""
     driver: str = "policy"  # policy | scripted (the privileged baseline) | overtaking (it with lane changes)
     privileged: bool = False
-    emergency_brake: bool = False  # the guard of sim.agent.safety on the policy's pedal (policy driver only)
+    emergency_brake: bool = True  # the guard of sim.agent.safety on the policy's pedal (policy driver only)
     brake_config: BrakeConfig | None = None  # its settings (None: BrakeConfig's defaults)
     latency_aware: bool = False
     latency_scale: float = 1.0
