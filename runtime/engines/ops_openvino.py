@@ -8,11 +8,19 @@ Precisions:
 - ``fp16`` is the CPU's 16-bit arithmetic: it compiles the FP32 graph saved
   as IR with FP16-compressed weights (``runtime.build.openvino.fp16_ir``,
   cached in ``engines/openvino/`` and keyed by the FP32 graph's SHA-256) and
-  runs it in ``f16`` where the device lists ``FP16`` in
-  ``OPTIMIZATION_CAPABILITIES`` (Sapphire Rapids and later with AMX-FP16, ARM
-  with FP16), else in ``bf16`` where it lists ``BF16`` (AVX512-BF16 or AMX:
-  Zen 4, Cooper Lake, Sapphire Rapids), else in f32 with only the weights
-  rounded (then fp16 costs what fp32 costs). bf16 keeps fp32's range with an
+  runs it in ``bf16`` where the device lists ``BF16`` in
+  ``OPTIMIZATION_CAPABILITIES`` (AVX512-BF16 or AMX: Zen 4, Cooper Lake,
+  Sapphire Rapids; OpenVINO's own default there), else in ``f16`` where it
+  lists ``FP16`` (ARM with FP16), else in f32 with only the weights rounded
+  (then fp16 costs what fp32 costs). An x86 CPU that lists FP16 (AVX512-FP16)
+  lists BF16 too, and bf16 is the one to take there: on a Xeon with
+  AVX512-FP16 and AMX-BF16 but no AMX-FP16 (2 cores, OpenVINO 2026.4, the
+  YOLOv8n-class model of ``benchmarks/bench_cpu_compare.py`` at 384x640,
+  2026-12-07) f16 ran at 35.1 ms, f32 24.8 ms, bf16 9.4 ms, and that model's
+  INT8 graph with its float rest in f16 did not compile at all ("could not
+  append an elementwise post-op"). If a 16-bit compile fails, the engine
+  compiles in f32 instead and ``describe()`` says so
+  (``inference_precision_fallback``): a plugin's fusion bug must not stop a run. bf16 keeps fp32's range with an
   8-bit mantissa; this is what OpenVINO itself (and so Ultralytics' OpenVINO
   export) runs by default on such CPUs, and where the 2x over f32 comes from
   (``benchmarks/results/cpu_compare.json``). Its accuracy on the shipped
@@ -109,7 +117,7 @@ def supports_in_graph(bundle: Bundle) -> bool:
 
 def half_precision(capabilities: list[str]) -> str:
     """The inference precision ``fp16`` runs in on a CPU with these OPTIMIZATION_CAPABILITIES."""
-    return "f16" if "FP16" in capabilities else "bf16" if "BF16" in capabilities else "f32"
+    return "bf16" if "BF16" in capabilities else "f16" if "FP16" in capabilities else "f32"
 
 
 _CORE: list[Any] = []
@@ -175,7 +183,19 @@ class OpenVinoEngine(Engine):
         sixteen_bit = precision == "fp16" and self.inference_precision != "f32"
         self.argmax = self.options["argmax"] or ("channels" if sixteen_bit else "last")
         self.config = self._config()
-        self.compiled = self._compile({}, None)
+        self.precision_fallback: str | None = None
+        try:
+            self.compiled = self._compile({}, None)
+        except EngineError as exc:
+            if self.inference_precision == "f32":
+                raise
+            # OpenVINO's CPU plugin can fail to fuse a 16-bit graph it would run in f32
+            # (module docstring): run in f32 rather than not at all, and say so
+            self.precision_fallback = f"{self.inference_precision} did not compile ({exc}); compiled in f32"
+            self.inference_precision = "f32"
+            self.argmax = self.options["argmax"] or "last"
+            self.config = self._config()
+            self.compiled = self._compile({}, None)
         self._request = self.compiled.model.create_infer_request()
         self._expected = {p.get_any_name(): (tuple(p.get_shape()), p.get_element_type().to_dtype().name)
                           for p in self.compiled.model.inputs}
@@ -244,6 +264,7 @@ class OpenVinoEngine(Engine):
         model = self.compiled.model
         return {**super().describe(), "openvino": self._ov.get_version(), "model": self.model_path.name,
                 "cpu": self.device_name, "inference_precision": self.inference_precision,
+                "inference_precision_fallback": self.precision_fallback,
                 "hint": self.options["hint"], "threads": int(model.get_property("INFERENCE_NUM_THREADS")),
                 "streams": int(model.get_property("NUM_STREAMS")),
                 "preprocess": "graph" if self.in_graph() else "host", "overlap": self.overlap(),

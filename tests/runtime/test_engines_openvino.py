@@ -553,3 +553,41 @@ def test_argmax_rewrite_leaves_graphs_without_a_channel_argmax_alone(bundles: di
         assert argmax_channels_last(ov, model) == expected, name
         if expected:
             assert [o.get_any_name() for o in model.outputs] == ["class_ids"]
+
+
+def test_half_precision_prefers_bf16_where_the_cpu_has_both() -> None:
+    """x86 CPUs that list FP16 (AVX512-FP16) list BF16 too, and run bf16 faster; ARM lists FP16 only."""
+    assert half_precision(["FP32", "FP16", "BF16", "INT8"]) == "bf16"
+    assert half_precision(["FP32", "BF16"]) == "bf16"
+    assert half_precision(["FP32", "FP16"]) == "f16"
+    assert half_precision(["FP32", "INT8"]) == "f32"
+
+
+def test_a_16_bit_compile_that_fails_falls_back_to_f32_and_says_so(int8_bundle: Path, monkeypatch) -> None:
+    """OpenVINO's CPU plugin can refuse a 16-bit graph (an INT8 model with an f16 rest on an AVX512-FP16
+    Xeon: 'could not append an elementwise post-op'); the engine then compiles in f32 and reports it."""
+    import edgepilot.runtime.engines.ops_openvino as ops
+
+    real = ops.compile_cached
+    tried: list[str] = []
+
+    def compile_or_fail(ov: Any, core: Any, model: Any, config: Any, *args: Any, **kw: Any) -> Any:
+        tried.append(config["INFERENCE_PRECISION_HINT"])
+        if config["INFERENCE_PRECISION_HINT"] != "f32":
+            raise EngineError("OpenVINO could not compile x for the CPU: could not append an elementwise post-op")
+        return real(ov, core, model, config, *args, **kw)
+
+    monkeypatch.setattr(ops, "half_precision", lambda caps: "f16")  # a 16-bit compile on any CPU
+    monkeypatch.setattr(ops, "compile_cached", compile_or_fail)
+    engine = load_engine(int8_bundle, "openvino", "int8", threads=1, cache=False)
+    info = engine.describe()
+    assert tried == ["f16", "f32"]
+    assert info["inference_precision"] == "f32" and engine.config["INFERENCE_PRECISION_HINT"] == "f32"
+    assert "f16 did not compile" in info["inference_precision_fallback"]
+    assert "elementwise post-op" in info["inference_precision_fallback"]
+    assert engine.infer(engine.sample_inputs(0))["logits"].shape == (1, 8, 128, 256)
+    # an f32 compile that fails is still an error: nothing lower to fall back to
+    tried.clear()
+    monkeypatch.setattr(ops, "compile_cached", lambda *a, **k: (_ for _ in ()).throw(EngineError("broken")))
+    with pytest.raises(EngineError, match="broken"):
+        load_engine(int8_bundle, "openvino", "int8", threads=1, cache=False, int8_float="f32")
