@@ -139,32 +139,48 @@ def driver_table() -> str:
 
 
 DRIVE_RUNS = (("scripted baseline (privileged)", "drive_baseline.json", None),
-              ("policy, privileged (ground-truth view)", "drive_privileged.json", None),
-              ("policy, perception in the loop (INT8, ORT CPU)", "drive_perception.json", None),
+              ("agent (policy + emergency brake), privileged (ground-truth view)", "drive_privileged.json", None),
+              ("agent, perception in the loop (INT8, ORT CPU)", "drive_perception.json", None),
               ("  same, latency-aware (x1)", "drive_perception.json", "latency_aware"),
               ("  same, latency-aware (x4: a 4x slower device)", "drive_perception_x4.json", "latency_aware"),
-              ("policy + emergency brake, privileged", "drive_privileged_brake.json", None),
-              ("policy + emergency brake, perception in the loop", "drive_perception_brake.json", None))
+              ("policy alone (`--no-emergency-brake`), privileged", "drive_privileged_nobrake.json", None),
+              ("policy alone, perception in the loop", "drive_perception_nobrake.json", None))
 # the privileged drivers on 20 held-out seeds per scenario (five is a small sample), with the
 # scripted driver that changes lanes (--driver overtaking, stage 7's expert)
 DRIVE20_RUNS = (DRIVE_RUNS[0], ("scripted, overtaking (privileged)", "drive_overtaking.json", None), DRIVE_RUNS[1],
                 DRIVE_RUNS[5])
-DRIVE20_COMMAND = ("PYTHONPATH=. python benchmarks/eval_drive.py --only baseline overtaking privileged privileged_brake "
-                   "--episodes 20 "
+DRIVE20_COMMAND = ("PYTHONPATH=. python benchmarks/eval_drive.py --only baseline overtaking privileged privileged_nobrake "
+                   "--episodes 20 --workers 2 "
                    "--out benchmarks/results/drive20")
+# fresh held-out seeds 4000-4019, first run with the shipped agent (stage 13 + brake)
+DRIVE4000_RUNS = (DRIVE_RUNS[0], DRIVE_RUNS[1], DRIVE_RUNS[5])
+DRIVE4000_COMMAND = ("PYTHONPATH=. python benchmarks/eval_drive.py --only baseline privileged privileged_nobrake "
+                     "--episodes 20 --seed 4000 --workers 2 --out benchmarks/results/drive20_4000")
+# validation B: the agent chosen on fresh seeds 3000-3039 (benchmarks/results/valb/README.md)
+VALB_RUNS = (("scripted baseline (privileged)", "baseline.json", None),
+             ("stage 12, privileged", "s12.json", None),
+             ("stage 12 + emergency brake, privileged", "s12_brake.json", None),
+             ("stage 13, privileged", "s13.json", None),
+             ("stage 13 + emergency brake, privileged (shipped)", "s13_brake.json", None))
+VALB_COMMAND = ("edgepilot drive --privileged [--driver scripted] [--policy BUNDLE] [--[no-]emergency-brake] "
+                "--seed 3000 --episodes 40 --workers 2 --report benchmarks/results/valb/NAME.json")
 
 
 def drive_table(runs: tuple = DRIVE_RUNS, folder: Path = RESULTS,
-                command: str = "PYTHONPATH=. python benchmarks/eval_drive.py") -> str:
+                command: str = "PYTHONPATH=. python benchmarks/eval_drive.py", seeds: str = "held-out",
+                files: str = "drive_*.json") -> str:
     scenarios = ("highway", "racetrack", "roundabout", "merge")
-    lines = ["| driver | " + " | ".join(scenarios) + " | overall | route | penalty | tick p99 ms |",
-             "| --- | " + " | ".join("---" for _ in scenarios) + " | --- | --- | --- | --- |"]
+    lines = ["| driver | " + " | ".join(scenarios) + " | overall | route | penalty | collisions | tick p99 ms |",
+             "| --- | " + " | ".join("---" for _ in scenarios) + " | --- | --- | --- | --- | --- |"]
     first = None
+    hosts: dict[str, list[str]] = {}  # cpu -> the rows run there (a table may mix machines)
     for label, name, section in runs:
         if not (folder / name).is_file():
             continue
         d = _load(name, folder)
         first = first or d
+        if not section:
+            hosts.setdefault(d["host"]["cpu"], []).append(name.removesuffix(".json").removeprefix("drive_"))
         scores = d[section]["scores"] if section else d["scores"]
         per = [f"{scores['per_scenario'][s]['driving_score']:.3f}" for s in scenarios]
         o = scores["overall"]
@@ -172,14 +188,16 @@ def drive_table(runs: tuple = DRIVE_RUNS, folder: Path = RESULTS,
         tick_text = f"{tick:.1f}" if tick is not None and not section else ""
         if d["episodes_per_scenario"] != first["episodes_per_scenario"]:
             label += f" ({d['episodes_per_scenario']} seeds)"
+        collisions = sum(e["ended"] == "collision" for e in (d[section] if section else d).get("episodes", []))
         lines.append(f"| {label} | " + " | ".join(per) + f" | **{o['driving_score']:.3f}** | {o['route_completion']:.3f} | "
-                     f"{o['infraction_penalty']:.3f} | {tick_text} |")
+                     f"{o['infraction_penalty']:.3f} | {collisions} | {tick_text} |")
     if first is not None:
         lines.append("")
         lines.append(f"Driving score (route completion x infraction penalty), mean over {first['episodes_per_scenario']} "
-                     f"held-out seeds ({first['seeds'][0]}-{first['seeds'][1]}) per scenario; "
-                     f"`{command}` → `{folder.relative_to(RESULTS.parents[1])}/drive_*.json` "
-                     f"({first['date'][:10]}, {first['host']['cpu']}).")
+                     f"{seeds} seeds ({first['seeds'][0]}-{first['seeds'][1]}) per scenario; "
+                     f"`{command}` → `{folder.relative_to(RESULTS.parents[1])}/{files}` "
+                     f"({first['date'][:10]}, " + ("; ".join(f"{cpu}: {', '.join(names)}" for cpu, names in hosts.items())
+                                                   if len(hosts) > 1 else first["host"]["cpu"]) + ").")
     return "\n".join(lines)
 
 
@@ -258,8 +276,10 @@ def brake_tables() -> str:
 
 
 TABLES = {"engines": engines_table, "loop": loop_table, "cpu": cpu_table,
-          "cpu_avx2": lambda: cpu_table("cpu_compare_avx2.json"), "sim": sim_table, "driver": driver_table,
+          "cpu_avx2": lambda: cpu_table("cpu_compare_avx2.json"), "cpu_amx": lambda: cpu_table("cpu_compare_amx.json"), "sim": sim_table, "driver": driver_table,
           "drive": drive_table, "drive20": lambda: drive_table(DRIVE20_RUNS, RESULTS / "drive20", DRIVE20_COMMAND),
+          "drive4000": lambda: drive_table(DRIVE4000_RUNS, RESULTS / "drive20_4000", DRIVE4000_COMMAND),
+          "valb": lambda: drive_table(VALB_RUNS, RESULTS / "valb", VALB_COMMAND, "validation B", "*.json"),
           "scale": scale_table, "brake": brake_tables}
 
 

@@ -13,7 +13,8 @@ A variant is ``NAME[:KEY=VALUE,...]``, ``sim.agent.safety.BrakeConfig`` fields o
 per-scenario driving score, collisions and the episodes where a variant differs from the policy
 alone or acted (its ``brake_ticks``). The validation seeds are 900-909 (``brake_validation.json``);
 2000+ are a development set (never trained on: training draws >= 100000). The held-out run is
-``eval_drive.py --only privileged_brake --episodes 20 --out benchmarks/results/drive20``.
+``eval_drive.py --only privileged privileged_nobrake --episodes 20 --workers 2 --out benchmarks/results/drive20``
+(the brake is on by default since 2026-12-07).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from edgepilot.sim.builtin.scenario import available_scenarios
 from edgepilot.sim.scale import ScaleOptions
 
 RESULTS = Path(__file__).resolve().parent / "results"
-HELD_OUT = range(1000, 1020)
+HELD_OUT = set(range(1000, 1020)) | set(range(4000, 4020))  # the reports' seeds
 
 
 def parse_variant(text: str) -> tuple[str, BrakeConfig]:
@@ -62,9 +63,9 @@ def main() -> None:
                    help="policy bundle (default: the shipped models/policy)")
     p.add_argument("--out", type=Path, default=RESULTS / "brake_validation.json")
     args = p.parse_args()
-    if set(range(args.seed, args.seed + args.episodes)) & set(HELD_OUT):
-        raise SystemExit(f"seeds {args.seed}-{args.seed + args.episodes - 1} overlap the held-out 1000-1019: "
-                         "tune on 900-909 or 2000+")
+    if set(range(args.seed, args.seed + args.episodes)) & HELD_OUT:
+        raise SystemExit(f"seeds {args.seed}-{args.seed + args.episodes - 1} overlap the held-out 1000-1019 or "
+                         "4000-4019: tune on 900-909 or 2000-2999")
     variants = dict(parse_variant(v) for v in (args.variant or ["brake"]))
     shipped = default_bundles()
     policy = args.policy or shipped["policy"]
