@@ -326,7 +326,8 @@ def score_table(report: dict[str, Any]) -> str:
                         f"{s['infraction_penalty']:8.3f} {s['collisions_per_km']:8.2f}  {ended}")
     tick = report["latency_ms"].get("tick")
     if tick and tick.get("n"):
-        rows.append(f"tick (perception + observation + policy): p50 {tick['p50']:.2f} ms, p99 {tick['p99']:.2f} ms "
+        parts = "perception + observation + policy" + (" + brake" if "brake" in report["latency_ms"] else "")
+        rows.append(f"tick ({parts}): p50 {tick['p50']:.2f} ms, p99 {tick['p99']:.2f} ms "
                     f"(budget {report['tick_budget_ms']:.0f} ms: {'within' if report['tick_p99_within_budget'] else 'OVER'})")
     return "\n".join(rows)
 

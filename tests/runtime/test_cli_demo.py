@@ -27,7 +27,7 @@ def test_demo_drives_with_the_shipped_bundles(tmp_path: Path) -> None:
     assert report["mode"] == "perception" and set(report["scores"]["per_scenario"]) == {"highway", "roundabout"}
     assert [e["ticks"] for e in report["episodes"]] == [15, 15]
     assert {b["name"] for b in report["bundles"]["perception"]} >= {"fast-scnn"}
-    assert "overall" in proc.stdout and "tick (perception + observation + policy)" in proc.stdout
+    assert "overall" in proc.stdout and "tick (perception + observation + policy + brake)" in proc.stdout
     assert (tmp_path / "drive.mp4").stat().st_size > 0
 
 
