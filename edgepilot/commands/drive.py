@@ -43,7 +43,8 @@ infractions), the per-stage latency summary, and the bundles used; the video
 input view and a HUD. The score table is printed at the end.
 
 Seeds: episodes use --seed, --seed+1, ... in every scenario; the policy was trained
-on seeds >= 100000 and validated on 900-904, so the default 1000+ are held out.
+on seeds >= 100000, validated on 900-909 and tuned on 2000-2999, and the agent was
+chosen on 3000-3039, so the default 1000+ (and 4000+) are held out.
 
 --workers K runs the episodes on K Ray workers (local Ray, or --ray ADDRESS to join
 a cluster), one simulator each; with --sim carla one server per worker from
