@@ -15,10 +15,11 @@ Precisions:
   (then fp16 costs what fp32 costs). An x86 CPU that lists FP16 (AVX512-FP16)
   lists BF16 too, and bf16 is the one to take there: on a Xeon with
   AVX512-FP16 and AMX-BF16 but no AMX-FP16 (2 cores, OpenVINO 2026.4, the
-  YOLOv8n-class model of ``benchmarks/bench_cpu_compare.py`` at 384x640,
-  2026-12-07) f16 ran at 35.1 ms, f32 24.8 ms, bf16 9.4 ms, and that model's
-  INT8 graph with its float rest in f16 did not compile at all ("could not
-  append an elementwise post-op"). If a 16-bit compile fails, the engine
+  YOLOv8n-class model of ``benchmarks/bench_cpu_compare.py`` at 384x640) f16
+  ran at 32.9 ms, f32 21.4 ms, bf16 8.1 ms, and that model's INT8 graph with
+  its float rest in f16 did not compile at all ("could not append an
+  elementwise post-op"): ``benchmarks/openvino_precisions.py`` →
+  ``benchmarks/results/openvino_precisions_amx.json``. If a 16-bit compile fails, the engine
   compiles in f32 instead and ``describe()`` says so
   (``inference_precision_fallback``): a plugin's fusion bug must not stop a run. bf16 keeps fp32's range with an
   8-bit mantissa; this is what OpenVINO itself (and so Ultralytics' OpenVINO
@@ -179,10 +180,7 @@ class OpenVinoEngine(Engine):
         self.device_name = str(self.core.get_property("CPU", "FULL_DEVICE_NAME"))
         caps = self.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
         half = precision == "fp16" or (precision == "int8" and self.options["int8_float"] == "half")
-        self.inference_precision = half_precision(caps) if half else "f32"
-        sixteen_bit = precision == "fp16" and self.inference_precision != "f32"
-        self.argmax = self.options["argmax"] or ("channels" if sixteen_bit else "last")
-        self.config = self._config()
+        self._use_precision(half_precision(caps) if half else "f32")
         self.precision_fallback: str | None = None
         try:
             self.compiled = self._compile({}, None)
@@ -192,14 +190,19 @@ class OpenVinoEngine(Engine):
             # OpenVINO's CPU plugin can fail to fuse a 16-bit graph it would run in f32
             # (module docstring): run in f32 rather than not at all, and say so
             self.precision_fallback = f"{self.inference_precision} did not compile ({exc}); compiled in f32"
-            self.inference_precision = "f32"
-            self.argmax = self.options["argmax"] or "last"
-            self.config = self._config()
+            self._use_precision("f32")
             self.compiled = self._compile({}, None)
         self._request = self.compiled.model.create_infer_request()
         self._expected = {p.get_any_name(): (tuple(p.get_shape()), p.get_element_type().to_dtype().name)
                           for p in self.compiled.model.inputs}
         self._outputs = output_ports(self.compiled.model, bundle)
+
+    def _use_precision(self, inference_precision: str) -> None:
+        """Run in this arithmetic, with what follows from it: the argmax layout and the compile config."""
+        self.inference_precision = inference_precision
+        sixteen_bit = self.precision == "fp16" and inference_precision != "f32"
+        self.argmax = self.options["argmax"] or ("channels" if sixteen_bit else "last")
+        self.config = self._config()
 
     def _config(self) -> dict[str, Any]:
         cfg: dict[str, Any] = {"PERFORMANCE_HINT": HINTS[self.options["hint"]],
