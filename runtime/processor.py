@@ -23,7 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from edgepilot.runtime.bundle import Bundle
+from edgepilot.runtime.bundle import Bundle, TensorSpec
 from edgepilot.runtime.errors import EngineError
 from edgepilot.runtime.frame import HANDOFF, INFER, POSTPROCESS, PREPROCESS, Frame, Output
 from edgepilot.runtime.postprocess import make_decoder
@@ -77,9 +77,13 @@ class Inference(Protocol):
 class HostProcessor:
     """Host pre/post-processing around ``engine.infer``; buffers allocated once."""
 
-    def __init__(self, bundle: Bundle, engine: Inference, hw: tuple[int, int] | None = None) -> None:
+    def __init__(self, bundle: Bundle, engine: Inference, hw: tuple[int, int] | None = None, *,
+                 input_dtype: str | None = None) -> None:
+        """``input_dtype="uint8"``: hand ``engine`` the frame's pixels resized and in the model's channel
+        order and layout but not normalised (an engine that normalises in its graph)."""
         self.engine = engine
-        self.spec = bundle.inputs[0]
+        spec = bundle.inputs[0]
+        self.spec = spec if input_dtype is None else TensorSpec(spec.name, spec.shape, input_dtype)
         self.pre = Preprocessor(self.spec, bundle.preprocess, hw or engine.hw, buffers=PIPELINE_BUFFERS)
         self.decode = make_decoder(bundle)
 

@@ -25,6 +25,19 @@ Options (``OrtEngine.OPTIONS``):
   commits 1c80af3 and 801141c). ``edgepilot run`` on a file uses it; on CUDA
   and TensorRT providers the device serialises the runs, so it is one stream there.
 - ``streams``: runs in flight with ``hint=throughput`` (1 to 4 x the cores).
+- ``preprocess``: ``host`` (the float input made on the host, as every backend does),
+  ``graph`` (the host resizes and orders the frame's channels but hands over uint8 pixels;
+  a second session runs the bundle's graph with the normalisation ``x * a + b`` as its
+  first ops, built in memory by ``runtime.build.normalise``: the same arithmetic, so the
+  same outputs, tested equal) or ``auto`` (default): ``graph`` with ``hint=throughput`` on
+  the CPU provider, where both cores run frames and the host's float pass over each frame
+  (0.3 ms alone on a 360x640 frame, about 0.75 ms of CPU time a frame inside the
+  loop, where it competes with the runs for the caches) comes out of their time; the
+  uint8 hand-over costs about 0.25 ms a frame there (``benchmarks/results/cpu_compare_amx.json``'s
+  per-thread CPU times, ``preprocess`` thread). ``host`` with ``hint=latency``, where the next
+  frame's preprocessing hides behind the current run and the graph's ops would lengthen it.
+  The engine's own ``infer`` keeps the bundle's float input (engine-only benchmarks time the
+  bundle's graph as exported); ``infer_frame`` takes the uint8 tensor.
 
 Session options were checked against onnxruntime's performance-tuning advice
 for low-latency CPU inference on this repository's graphs (engine p50, 2
@@ -60,6 +73,7 @@ from typing import Any
 import numpy as np
 
 from edgepilot.runtime.build.fp16 import fp16_model
+from edgepilot.runtime.build.normalise import normalising_model
 from edgepilot.runtime.bundle import Bundle
 from edgepilot.runtime.engines.base import Engine, check_feeds
 from edgepilot.runtime.engines.options import Option, max_threads, threads_option
@@ -123,6 +137,10 @@ class OrtEngine(Engine):
                default="latency", choices=("latency", "throughput")),
         Option("streams", "int", "runs in flight with hint=throughput", min=1, max=max_threads(),
                default_text="one per core, at most 4"),
+        Option("preprocess", "choice", "where a frame is normalised: host (numpy, into the float input) or "
+               "graph (the frame goes in as uint8 and the model's first ops normalise it, in onnxruntime's "
+               "threads; CPU provider); auto: graph with hint=throughput, host otherwise",
+               default="auto", choices=("auto", "host", "graph")),
     )
 
     def __init__(self, bundle: Bundle, precision: str = "fp32", device: str = "cpu",
@@ -157,6 +175,9 @@ class OrtEngine(Engine):
                                        _ORT_DTYPES.get(i.type, i.type)) for i in self.session.get_inputs()}
         self._check_io()
         self._binding = self.session.io_binding() if self.device.kind == "cuda" else None
+        self.preprocess, self.preprocess_reason = self._where_to_preprocess(providers[0])
+        self._frame_session: Any = None
+        self._opts = opts
 
     def _streams(self, first_provider: str) -> int:
         if self.options["streams"] is not None and self.options["hint"] != "throughput":
@@ -165,6 +186,57 @@ class OrtEngine(Engine):
         if self.options["hint"] != "throughput" or first_provider != PROVIDERS["cpu"]:
             return 1  # a GPU provider serialises the runs itself
         return int(self.options["streams"] or min(usable_cores(), 4))
+
+    def _where_to_preprocess(self, first_provider: str) -> tuple[str, str]:
+        """(``host`` or ``graph``, why). EngineError (exit 2) when ``preprocess=graph`` cannot serve."""
+        wanted = self.options["preprocess"]
+        if wanted == "host":
+            return "host", "preprocess=host"
+        blocker = None
+        if first_provider != PROVIDERS["cpu"]:
+            blocker = f"it runs on the CPU provider only, this engine runs {first_provider}"
+        elif len(self.inputs) != 1:
+            blocker = f"the bundle has {len(self.inputs)} inputs; it serves a single image input"
+        elif self.inputs[0].dtype != "float32" or len(self.inputs[0].shape) != 4:
+            spec = self.inputs[0]
+            blocker = f"input {spec.name!r} is {spec.dtype} of rank {len(spec.shape)}, not a float32 image"
+        if wanted == "graph":
+            if blocker:
+                raise EngineError(f"engine option preprocess=graph for the ort backend: {blocker}; "
+                                  "use preprocess=host", exit_code=2)
+            return "graph", "preprocess=graph"
+        if blocker:
+            return "host", f"auto: {blocker}"
+        if self.streams > 1:
+            return "graph", ("auto: hint=throughput, where the cores are all busy running frames and the host's "
+                             "float pass over each frame comes out of their time")
+        return "host", "auto: hint=latency, where host preprocessing of the next frame hides behind this run"
+
+    def frame_session(self) -> Any:
+        """The session that takes the uint8 frame (``preprocess=graph``), built on first use."""
+        if self._frame_session is None:
+            from edgepilot.runtime.preprocess import Preprocessor
+
+            spec = self.inputs[0]
+            pre = Preprocessor(spec, self.bundle.preprocess, self.hw)  # the host path's constants and layout
+            model = normalising_model(self.model_path, spec.name, pre.a, pre.b, pre.layout)
+            try:
+                self._frame_session = self._ort.InferenceSession(model, sess_options=self._opts,
+                                                                 providers=[PROVIDERS["cpu"]])
+            except Exception as exc:  # ort's own exception classes; keep the first line
+                raise EngineError(f"onnxruntime could not load the preprocess=graph model of {self.model_path}: "
+                                  f"{str(exc).splitlines()[0][:200]}; use preprocess=host") from exc
+        return self._frame_session
+
+    def infer_frame(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
+        """The outputs for a uint8 frame tensor (the host-preprocessed input's shape and layout, not
+        normalised) through the ``preprocess=graph`` session."""
+        session = self.frame_session()
+        try:
+            outs = session.run(self._out_names, {self.inputs[0].name: tensor})
+        except Exception as exc:  # ort's own exception classes; keep the first line
+            raise EngineError(f"onnxruntime failed: {str(exc).splitlines()[0][:200]}") from exc
+        return dict(zip(self._out_names, outs, strict=True))
 
     def overlap(self) -> bool:
         """Whether the threaded loop keeps several runs in flight (``hint=throughput`` on the CPU)."""
@@ -177,7 +249,11 @@ class OrtEngine(Engine):
         return self._pool
 
     def make_processor(self) -> Processor:
-        return OrtOverlapProcessor(self) if self.overlap() else super().make_processor()
+        if self.overlap():
+            return OrtOverlapProcessor(self)
+        if self.preprocess == "graph":
+            return HostProcessor(self.bundle, _FrameInference(self), self.hw, input_dtype="uint8")
+        return super().make_processor()
 
     def throughput_fps(self, feeds: Mapping[str, np.ndarray], calls: int) -> float | None:
         if not self.overlap():
@@ -259,7 +335,8 @@ class OrtEngine(Engine):
         return {**super().describe(), "provider": providers[0], "providers": providers,
                 "model": self.model_path.name, "onnxruntime": self._ort.__version__,
                 "threads": self._threads or "onnxruntime's default (one per physical core)",
-                "spin": self.options["spin"], "hint": self.options["hint"], "streams": self.streams}
+                "spin": self.options["spin"], "hint": self.options["hint"], "streams": self.streams,
+                "preprocess": self.preprocess, "preprocess_reason": self.preprocess_reason}
 
     def close(self) -> None:
         pool = self.__dict__.pop("_pool", None)
@@ -267,6 +344,7 @@ class OrtEngine(Engine):
             pool.shutdown(wait=True)
         self.__dict__.pop("_binding", None)
         self.__dict__.pop("session", None)
+        self.__dict__.pop("_frame_session", None)
 
 
 class OrtOverlapProcessor(HostProcessor):
@@ -280,14 +358,35 @@ class OrtOverlapProcessor(HostProcessor):
     """
 
     def __init__(self, engine: OrtEngine) -> None:
-        super().__init__(engine.bundle, engine, engine.hw)
+        graph = engine.preprocess == "graph"
+        super().__init__(engine.bundle, engine, engine.hw, input_dtype="uint8" if graph else None)
         self._pool = engine.pool()
+        self._run = (lambda tensor: engine.infer_frame(tensor)) if graph else (
+            lambda tensor: engine.infer({self.spec.name: tensor}))
+        if graph:
+            engine.frame_session()  # built now, at load, not on the first frame
 
     def prepare(self, frame: Frame) -> Prepared:
         tensor, transform = self.pre(frame.image)
-        future = self._pool.submit(self.engine.infer, {self.spec.name: tensor})
+        future = self._pool.submit(self._run, tensor)
         frame.timeline.stamp(PREPROCESS)  # with overlap this stamps the enqueueing; infer includes the wait
         return Prepared(frame, future, transform)
 
     def infer(self, prepared: Prepared) -> dict[str, np.ndarray]:
         return prepared.tensor.result()  # type: ignore[no-any-return]
+
+
+class _FrameInference:
+    """``HostProcessor``'s view of an engine with ``preprocess=graph``: ``infer`` takes the uint8 frame tensor."""
+
+    def __init__(self, engine: OrtEngine) -> None:
+        self._engine = engine
+        engine.frame_session()  # built now, at load, not on the first frame
+
+    @property
+    def hw(self) -> tuple[int, int] | None:
+        return self._engine.hw
+
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        (tensor,) = feeds.values()
+        return self._engine.infer_frame(tensor)

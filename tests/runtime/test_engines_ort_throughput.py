@@ -45,11 +45,15 @@ def test_streams_without_the_throughput_hint_is_a_clear_error(bundles: dict[str,
     assert "streams=2" in str(err.value) and "hint=throughput" in str(err.value)
 
 
+@pytest.mark.parametrize("preprocess", ["graph", "host"])
 @pytest.mark.parametrize("name", ["seg", "yolo"])
-def test_overlapped_runs_in_the_loop_give_the_sync_results(bundles: dict[str, Path], name: str) -> None:
-    """Runs started in prepare and awaited in complete: every frame, in order, the same outputs."""
+def test_overlapped_runs_in_the_loop_give_the_sync_results(bundles: dict[str, Path], name: str,
+                                                           preprocess: str) -> None:
+    """Runs started in prepare and awaited in complete: every frame, in order, the same outputs (with the
+    frame normalised in the graph, auto's choice here, or on the host)."""
     sync = load_engine(bundles[name], "ort").make_processor()
-    eng = load_engine(bundles[name], "ort", hint="throughput", streams=2)
+    eng = load_engine(bundles[name], "ort", hint="throughput", streams=2, preprocess=preprocess)
+    assert eng.describe()["preprocess"] == preprocess
     cam = SyntheticCapture(320, 180, 1e6)
     expected = [sync(Frame.captured(i, cam.frame(i))) for i in range(24)]
     got: dict[int, Any] = {}
@@ -71,10 +75,13 @@ def test_overlapped_runs_in_the_loop_give_the_sync_results(bundles: dict[str, Pa
     assert not _pool_threads()  # ...and closing the engine ends its threads
 
 
-def test_a_failed_run_stops_the_loop_with_its_error(bundles: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    eng = load_engine(bundles["seg"], "ort", hint="throughput", streams=2)
+@pytest.mark.parametrize("preprocess", ["graph", "host"])
+def test_a_failed_run_stops_the_loop_with_its_error(bundles: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
+                                                    preprocess: str) -> None:
+    eng = load_engine(bundles["seg"], "ort", hint="throughput", streams=2, preprocess=preprocess)
+    method = "infer_frame" if preprocess == "graph" else "infer"  # what the loop's runs call
     calls = {"n": 0}
-    real = eng.infer
+    real = getattr(eng, method)
 
     def flaky(feeds: Any) -> Any:
         calls["n"] += 1
@@ -82,7 +89,7 @@ def test_a_failed_run_stops_the_loop_with_its_error(bundles: dict[str, Path], mo
             raise EngineError("onnxruntime failed: injected")
         return real(feeds)
 
-    monkeypatch.setattr(eng, "infer", flaky)
+    monkeypatch.setattr(eng, method, flaky)
     source = Source(lambda: SyntheticCapture(160, 90, 1e6), description="synthetic", live=False, limit=40)
     report, error = run_loop(source, eng.make_processor())
     assert isinstance(error, EngineError) and "injected" in str(error)
