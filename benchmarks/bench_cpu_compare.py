@@ -54,9 +54,8 @@ streams, overlap on: what ``edgepilot run`` uses on a file) on yolov8n; ort with
 does on a file, with the frame normalised in the graph (``preprocess=auto``'s
 choice there) and, as ``throughput+overlap,preprocess=host``, on the host.
 
-Each loop run also records the process's CPU time per frame, and the engine
-brackets theirs per call: ``host_cpu_ms_per_frame`` is the difference, what the
-loop's own work costs a frame on top of the engine.
+Each loop run also records its report's ``cpu_ms_per_frame``: each loop
+thread's CPU time per frame and the process's (``runtime/pipeline.py``).
 
 The peer (``peer-openvino``): the loop a user writes by hand around OpenVINO, as
 Ultralytics' ``predict`` runs its OpenVINO export: ``core.compile_model`` with
@@ -288,7 +287,6 @@ class Row:
         self.processor_ms: list[float] = []
         self.loops: list[dict[str, Any]] = []
         self.async_fps: list[float] = []
-        self.engine_cpu_ms: list[float] = []
 
     def time_engine(self, iters: int) -> None:
         from edgepilot.runtime.bench.measure import time_engine
@@ -315,34 +313,28 @@ class Row:
                 self.processor_ms.append((time.perf_counter() - t0) * 1e3)
 
     def bracket_fps(self, iters: int) -> float:
-        """Engine-only FPS now (a short measurement taken just before and just after each loop); also
-        records the process's CPU time per engine call over it (every thread: the engine's own too)."""
+        """Engine-only FPS now (a short measurement taken just before and just after each loop)."""
         from edgepilot.runtime.bench.measure import time_engine
 
-        cpu0 = time.process_time()
         fps = self.engine.throughput_fps(self.engine.sample_inputs(), iters)
-        if fps is None:
-            t = time_engine(self.engine, iters=iters, repeats=1, warmup=1)
-            fps = 1e3 / float(np.median(t.samples_ms))
-            iters += 1  # time_engine's warm-up call
-        self.engine_cpu_ms.append((time.process_time() - cpu0) * 1e3 / iters)
-        return float(fps)
+        if fps is not None:
+            return float(fps)
+        t = time_engine(self.engine, iters=iters, repeats=1, warmup=1)
+        return 1e3 / float(np.median(t.samples_ms))
 
     def run_loop(self, clip: Path, bracket_iters: int) -> None:
         from edgepilot.runtime.pipeline import run_loop
         from edgepilot.runtime.sources import open_source
 
         before = self.bracket_fps(bracket_iters)
-        cpu0 = time.process_time()
         report, error = run_loop(open_source(str(clip)), self.processor, engine_info=self.engine.describe())
-        cpu_ms = (time.process_time() - cpu0) * 1e3 / max(1, report.frames)
         if error is not None:
             raise error
         around = (before + self.bracket_fps(bracket_iters)) / 2
-        engine_cpu = float(np.mean(self.engine_cpu_ms[-2:]))
+        cpu = report.extra["cpu_ms_per_frame"]
         self.loops.append({"fps": report.fps, "frames": report.frames, "engine_fps_around": around,
-                           "over_engine_around": report.fps / around, "cpu_ms_per_frame": cpu_ms,
-                           "engine_cpu_ms_per_call_around": engine_cpu, "host_cpu_ms_per_frame": cpu_ms - engine_cpu,
+                           "over_engine_around": report.fps / around, "cpu_ms_per_frame": cpu,
+                           "loop_threads_cpu_ms_per_frame": sum(v for k, v in cpu.items() if k != "process"),
                            "capture_to_result_p50_ms": report.capture_to_result_ms["p50"],
                            "infer_stage_p50_ms": report.stages_ms["infer"]["p50"]})
 
@@ -360,7 +352,10 @@ class Row:
                 "engine_fps": self.engine_fps(), "engine_async_fps": self.async_fps or None,
                 "loop_over_engine": float(np.median(fps)) / self.engine_fps(),
                 "loop_over_engine_paired": float(np.median([lp["over_engine_around"] for lp in self.loops])),
-                "host_cpu_ms_per_frame": float(np.median([lp["host_cpu_ms_per_frame"] for lp in self.loops])),
+                "loop_threads_cpu_ms_per_frame": float(np.median([lp["loop_threads_cpu_ms_per_frame"]
+                                                                  for lp in self.loops])),
+                "cpu_ms_per_frame": {k: float(np.median([lp["cpu_ms_per_frame"][k] for lp in self.loops]))
+                                     for k in self.loops[0]["cpu_ms_per_frame"]},
                 "loop": self.loops, "load_s": self.load_s,
                 "describe": {k: v for k, v in info.items() if k not in ("cache", "fingerprint")}}
 
@@ -481,7 +476,6 @@ class PeerRow:
                 "engine_fps": 1e3 / eng["p50_ms"],
                 "loop_fps_runs": fps, "loop_over_engine": float(np.median(fps)) * eng["p50_ms"] / 1e3,
                 "loop_over_engine_paired": float(np.median([lp["over_engine_around"] for lp in self.loops])),
-                "host_cpu_ms_per_frame": float(np.median([lp["host_cpu_ms_per_frame"] for lp in self.loops])),
                 "loop": self.loops, "load_s": self.load_s,
                 "describe": {"compile": 'core.compile_model(onnx, "CPU", {"PERFORMANCE_HINT": "LATENCY"})',
                              "inference_precision": self.precision,
@@ -535,13 +529,15 @@ def targets(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out["loop_over_engine_note"] = ("per loop run, its FPS over the engine-only FPS measured just before and just "
                                     "after it (the mean of the two); the median over rounds (rows' "
                                     "loop_over_engine_paired; loop_over_engine is the unpaired median over median)")
-    out["host_cpu_ms_per_frame_for_engines_of_10ms_or_more"] = {
-        f"{r['model']} {r['backend']} {r['precision']} {r['variant']}": r["host_cpu_ms_per_frame"] for r in loops}
-    out["host_cpu_note"] = ("per loop run, the process's CPU time per frame (every thread) minus the engine's own "
-                            "CPU time per call measured just before and just after it; the median over rounds: "
-                            "what the loop's own work (decoding, preprocessing, decoding outputs, hand-offs) "
-                            "costs a frame on top of the engine, a CPU time rather than a rate, so less moved by "
-                            "other jobs on the machine than the FPS ratios")
+    out["loop_cpu_ms_per_frame_where_the_engine_runs_in_its_own_threads"] = {
+        f"{r['model']} {r['backend']} {r['precision']} {r['variant']}": r["cpu_ms_per_frame"]
+        for r in loops if "overlap" in r["variant"]}
+    out["loop_cpu_note"] = ("the loop report's cpu_ms_per_frame (runtime/pipeline.py), median over rounds: each loop "
+                            "thread's CPU time per frame (capture: reading and decoding the clip; preprocess; "
+                            "inference: waiting for the run and decoding its outputs; output) and the process's; "
+                            "in rows that overlap runs the engine runs in its own threads, so the four loop threads "
+                            "are the loop's own work, a CPU time rather than a rate, less moved by other jobs on "
+                            "the machine than the FPS ratios")
     file_rows = [r for r in loops if r["variant"].startswith("throughput+overlap")]
     out["file_loop_over_bench_engine_fps"] = {
         f"{r['model']} {r['backend']} {r['precision']} {r['variant']}":

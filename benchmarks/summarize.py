@@ -93,10 +93,12 @@ def cpu_table(results_file: str = "cpu_compare.json") -> str:
               f"| engine: openvino int8 over openvino fp32 | {e['openvino_int8_over_openvino_fp32']:.2f}x "
               f"(fastest rounds: {fastest_round_ratio(d['rows'], 'yolov8n', ('openvino', 'fp32'), ('openvino', 'int8')):.2f}x)"
               f" | >= {e['target_int8_over_fp32']}x |"]
-    host_cpu = t.get("host_cpu_ms_per_frame_for_engines_of_10ms_or_more", {})  # files since 2026-12-07 (session 10)
+    own_cpu = t.get("loop_cpu_ms_per_frame_where_the_engine_runs_in_its_own_threads", {})  # since session 10
     for name, ratio in t["loop_over_engine_for_engines_of_10ms_or_more"].items():
         if name.endswith(" default") or "throughput" in name:
-            extra = f" (loop's own CPU {host_cpu[name]:.2f} ms a frame)" if name in host_cpu else ""
+            c = own_cpu.get(name)
+            extra = (f" (loop threads' CPU a frame: capture {c['capture']:.2f}, preprocess {c['preprocess']:.2f}, "
+                     f"inference {c['inference']:.2f} ms)") if c else ""
             lines.append(f"| loop FPS / engine FPS, {name} | {ratio:.2f}{extra} | >= 0.95 |")
     for name, ratio in t.get("file_loop_over_bench_engine_fps", {}).items():
         lines.append(f"| file loop FPS / `edgepilot bench` engine FPS (hint=latency), {name} | {ratio:.2f} | >= 0.95 |")

@@ -8,7 +8,9 @@ device for a device-resident processor: both implement ``Processor``). Results g
 annotates, writes the sinks, stamps ``output`` and records the frame's latencies
 into preallocated arrays (no per-frame objects are kept). The main thread only
 supervises: Ctrl-C or an error in any stage sets the stop event, every thread is
-joined, and ``run_loop`` returns the LatencyReport together with the error.
+joined, and ``run_loop`` returns the LatencyReport together with the error. The
+report's ``extra["cpu_ms_per_frame"]`` says where the CPU went: each stage
+thread's CPU time and the whole process's, per frame.
 Recorder and report live in ``runtime.telemetry``; ``runtime.ticker`` is the
 synchronous counterpart for callers that step one frame at a time.
 """
@@ -30,6 +32,10 @@ from edgepilot.runtime.sources import Source
 from edgepilot.runtime.telemetry import QUEUE, LatencyRecorder, LatencyReport, build_report
 
 _END = None  # end-of-stream marker on the stage queues
+CPU_NOTE = ("CPU time per output frame: each loop thread's own (capture: reading and decoding the source; "
+            "preprocess; inference: waiting for the engine's run and decoding its outputs, and the run itself "
+            "where the engine runs it in the calling thread; output: annotation and sinks) and the whole process's "
+            "(every thread: the engine's own threads too)")
 
 
 class _Loop:
@@ -49,6 +55,10 @@ class _Loop:
         self.error: BaseException | None = None
         self.inferred = 0
         self.t_last = 0.0
+        self.cpu_s: dict[str, float] = {}  # each stage thread's CPU time, recorded as it ends
+
+    def _cpu_done(self, stage: str) -> None:
+        self.cpu_s[stage] = time.thread_time()  # the thread's own CPU since it started (one run)
 
     def fail(self, exc: BaseException) -> None:
         if self.error is None:
@@ -84,6 +94,7 @@ class _Loop:
             self.fail(exc)
         finally:
             self._put(self.prepared, _END)
+            self._cpu_done("preprocess")
 
     def _inputs(self) -> Iterator[Prepared]:
         while not self.stop.is_set():
@@ -106,6 +117,7 @@ class _Loop:
             self.fail(exc)
         finally:
             self._put(self.results, _END)
+            self._cpu_done("inference")
 
     def _put(self, q: queue.Queue[Any], item: Any) -> None:
         while not self.stop.is_set():
@@ -133,6 +145,8 @@ class _Loop:
                     self.on_result(result)
         except BaseException as exc:
             self.fail(exc)
+        finally:
+            self._cpu_done("output")
 
 
 def run_loop(source: Source, processor: Processor, *, sinks: Sequence[Sink] = (),
@@ -149,7 +163,7 @@ def run_loop(source: Source, processor: Processor, *, sinks: Sequence[Sink] = ()
                threading.Thread(target=loop.infer_loop, name="inference", daemon=True),
                threading.Thread(target=loop.output_loop, name="output", daemon=True)]
     interrupted = False
-    t_start = time.perf_counter()
+    t_start, cpu_start = time.perf_counter(), time.process_time()
     try:
         for t in threads:
             t.start()
@@ -163,6 +177,7 @@ def run_loop(source: Source, processor: Processor, *, sinks: Sequence[Sink] = ()
             sink.close()
     stopped = ("error" if loop.error else "interrupted" if interrupted
                else "max_frames" if max_frames is not None and loop.inferred >= max_frames else "end")
+    loop.cpu_s["process"] = time.process_time() - cpu_start
     report = _report(loop, source, engine_info or {}, t_start, stopped)
     return report, loop.error
 
@@ -183,6 +198,10 @@ def _supervise(loop: _Loop, threads: list[threading.Thread]) -> bool:
 
 def _report(loop: _Loop, source: Source, engine: dict[str, Any], t_start: float, stopped: str) -> LatencyReport:
     wall = (loop.t_last or time.perf_counter()) - t_start
+    frames = max(1, loop.recorder.n)
+    cpu = {"capture": source.cpu_s, **loop.cpu_s}
     return build_report(loop.recorder, source=source.description, engine=engine, wall_s=wall, stopped=stopped,
                         dropped=source.dropped, error=loop.error,
-                        extra={"reopen_attempts": source.reopen_attempts, "captured": source.captured})
+                        extra={"reopen_attempts": source.reopen_attempts, "captured": source.captured,
+                               "cpu_ms_per_frame": {k: v * 1e3 / frames for k, v in cpu.items()},
+                               "cpu_note": CPU_NOTE})

@@ -154,6 +154,7 @@ class Source:
         self.captured = 0
         self.late = 0  # realtime files: frames dropped because decoding fell behind their timestamp
         self.reopen_attempts = 0
+        self.cpu_s = 0.0  # CPU time of the capture's threads (reading and decoding), added as each one ends
         self._last_frame_t = time.perf_counter()
         self._stuck_warned = False
         self._queue = _FrameQueue(queue_size, latest_only=live or self.realtime)
@@ -183,6 +184,7 @@ class Source:
         except Exception as exc:  # a capture backend failing in an unexpected way
             error = SourceError(f"{self.description}: capture failed: {exc}", exit_code=RUNTIME_FAILURE)
         finally:
+            self.cpu_s += time.thread_time()  # this thread's own CPU (the watchdog's when reads run in a reader)
             self._queue.finish(error)
 
     def _supervise(self, cap: Capture | None) -> None:
@@ -199,6 +201,14 @@ class Source:
 
     def _read_frames(self, reader: WatchedReader) -> None:
         """The per-frame path: read, stamp, pace (realtime files), queue; returns at the end, a failure or stop."""
+        cpu0 = time.thread_time()
+        try:
+            self._read_loop(reader)
+        finally:
+            if threading.current_thread() is not self._thread:  # a reader thread (read time-out): count it too
+                self.cpu_s += time.thread_time() - cpu0
+
+    def _read_loop(self, reader: WatchedReader) -> None:
         t0: float | None = None
         while not self._stop.is_set() and (self.limit is None or self.captured < self.limit):
             image = reader.read()

@@ -128,6 +128,9 @@ class LatencyReport:
         rows = [format_row(name, s) if s["n"] else f"{name:<16} (no samples)" for name, s in named]
         rows.append(f"{self.frames} frames in {self.wall_s:.2f} s: {self.fps:.1f} FPS, "
                     f"{self.dropped} dropped by the source ({self.stopped})")
+        cpu = self.extra.get("cpu_ms_per_frame")
+        if cpu:
+            rows.append("CPU ms a frame: " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()))
         return "\n".join(rows)
 
 

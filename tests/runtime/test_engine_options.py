@@ -106,10 +106,12 @@ def test_ort_threads_reach_the_session(bundles: dict[str, Path], monkeypatch: py
     monkeypatch.delenv("EDGEPILOT_ORT_THREADS", raising=False)
     assert session_threads(load_engine(bundles["seg"], "ort")) == 0  # unset: onnxruntime picks
     engine = load_engine(bundles["seg"], "ort", threads=1)
-    assert engine.options == {"provider": "auto", "threads": 1, "spin": True, "hint": "latency", "streams": None}
+    assert engine.options == {"provider": "auto", "threads": 1, "spin": True, "hint": "latency", "streams": None,
+                              "preprocess": "auto"}
     assert session_threads(engine) == 1
     as_text = load_engine(bundles["seg"], "ort", threads="2", provider="CPU", spin="false")
-    assert as_text.options == {"provider": "cpu", "threads": 2, "spin": False, "hint": "latency", "streams": None}
+    assert as_text.options == {"provider": "cpu", "threads": 2, "spin": False, "hint": "latency", "streams": None,
+                               "preprocess": "auto"}
     assert session_threads(as_text) == 2
     spin = as_text.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
     assert spin == "0" and as_text.describe()["spin"] is False
@@ -199,7 +201,10 @@ def test_describe_options_gives_one_line_per_option() -> None:
         "back-to-back latency; false frees the cores for the loop's own threads (default: true)",
         "hint: latency|throughput, latency (one run at a time on all threads) or throughput (CPU: several runs "
         "in flight, the cores shared among them; frames overlap in the threaded loop) (default: latency)",
-        f"streams: int 1..{max_threads()}, runs in flight with hint=throughput (default: one per core, at most 4)"]
+        f"streams: int 1..{max_threads()}, runs in flight with hint=throughput (default: one per core, at most 4)",
+        "preprocess: auto|host|graph, where a frame is normalised: host (numpy, into the float input) or graph "
+        "(the frame goes in as uint8 and the model's first ops normalise it, in onnxruntime's threads; CPU "
+        "provider); auto: graph with hint=throughput, host otherwise (default: auto)"]
     assert describe_options("null")[0].startswith("delay_ms: float 0..60000, ") and \
         describe_options("null")[0].endswith("(default: 0)")
     assert [line.split(":")[0] for line in describe_options("trt")] == ["rebuild", "engine", "workspace_mb"]

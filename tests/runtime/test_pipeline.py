@@ -163,3 +163,31 @@ def test_long_run_does_not_grow_memory(bundles: dict[str, Path]) -> None:
     report, _ = run_loop(open_source("synthetic:160x120@5000:5000"), proc)
     assert report.frames + report.dropped == 5000
     assert rss_mb() - rss0 < 20, f"RSS grew {rss_mb() - rss0:.1f} MB over {report.frames} frames"
+
+
+def _burn(ms: float) -> None:
+    end = time.thread_time() + ms / 1e3
+    while time.thread_time() < end:
+        pass
+
+
+def test_the_report_says_which_thread_spent_the_cpu(bundles: dict[str, Path], clip: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """cpu_ms_per_frame: a stage that burns CPU shows up in its own thread's row and in the process's."""
+    _, _, proc = processor_for(bundles["seg"], delay_ms=3)  # the null engine busy-waits in the inference thread
+    prepare = proc.prepare
+
+    def slow_prepare(frame: Frame):  # type: ignore[no-untyped-def]
+        _burn(6.0)
+        return prepare(frame)
+
+    monkeypatch.setattr(proc, "prepare", slow_prepare)
+    report, error = run_loop(open_source(str(clip)), proc)
+    assert error is None and report.frames == 30
+    cpu = report.extra["cpu_ms_per_frame"]
+    assert set(cpu) == {"capture", "preprocess", "inference", "output", "process"}
+    assert 5.5 <= cpu["preprocess"] < 12  # the 6 ms burn (+ preprocessing itself)
+    assert 2.5 <= cpu["inference"] < 6  # the engine's 3 ms wait, run in this thread
+    assert cpu["output"] < 2.5 and 0 < cpu["capture"] < 5
+    assert cpu["process"] >= cpu["preprocess"] + cpu["inference"]
+    assert json.loads(report.to_json())["extra"]["cpu_ms_per_frame"]["preprocess"] == cpu["preprocess"]
