@@ -49,7 +49,7 @@ interleaved rounds (so machine drift hits every row alike):
 Variants: openvino in-graph preprocessing (``preprocess=graph``, tiny-seg);
 overlapping requests (``overlap``: one stream; ``hint=throughput``: OpenVINO's
 streams, overlap on: what ``edgepilot run`` uses on a file) on yolov8n; ort with
-``spin=false`` on yolov8n; ort's ``hint=throughput`` on yolov8n (fp32, int8):
+``spin=false`` on yolov8n; ort's ``hint=throughput`` on yolov8n (each precision):
 ``--threads`` runs in flight, one intra-op thread each, as ``edgepilot run``
 does on a file, with the frame normalised in the graph (``preprocess=auto``'s
 choice there) and, as ``throughput+overlap,preprocess=host``, on the host.
@@ -370,7 +370,7 @@ def plan(bundles: dict[str, Path], threads: int) -> list[tuple[str, str, str, st
         rows += [("yolov8n", "openvino", p, "throughput+overlap", {**ov, "hint": "throughput"})]
     rows += [("yolov8n", "openvino", "fp16", "overlap", {**ov, "overlap": True})]
     rows += [("yolov8n", "ort", "fp32", "spin=false", {**pinned["ort"], "spin": False})]
-    for p in ("fp32", "int8"):  # as edgepilot run on a file: one run per core in flight, the threads shared
+    for p in PRECISIONS:  # as edgepilot run on a file: one run per core in flight, the threads shared
         file_mode = {"hint": "throughput", "streams": threads, "threads": 1}  # preprocess=auto: in the graph
         rows += [("yolov8n", "ort", p, "throughput+overlap", file_mode),
                  ("yolov8n", "ort", p, "throughput+overlap,preprocess=host", {**file_mode, "preprocess": "host"})]

@@ -45,9 +45,11 @@ Defaults: --backend auto (on a CPU the installed backend measured fastest for th
 A file without --realtime is processed for throughput: the openvino and ort
 backends then default to hint=throughput (on a CPU, several frames in flight at
 once, overlapping decode and preprocessing: OpenVINO's streams, or one
-onnxruntime run per core); live sources and --realtime keep hint=latency. Give
---engine-opt hint=... to choose yourself. The report's engine section records
-backend, threads, streams and hint.
+onnxruntime run per core, the frame handed over as uint8 and normalised by the
+model's first ops: preprocess=graph); live sources and --realtime keep
+hint=latency. Give --engine-opt hint=... (or preprocess=host) to choose yourself.
+The report's engine section records backend, threads, streams, hint and
+preprocess; its extra.cpu_ms_per_frame the CPU time each loop thread spent a frame.
 
 Exit codes: 0 done, 1 runtime failure (camera died, NaN outputs), 2 bad input, 130 Ctrl-C.
 The report is written even when the run fails or is interrupted.

@@ -30,11 +30,11 @@ Options (``OrtEngine.OPTIONS``):
   a second session runs the bundle's graph with the normalisation ``x * a + b`` as its
   first ops, built in memory by ``runtime.build.normalise``: the same arithmetic, so the
   same outputs, tested equal) or ``auto`` (default): ``graph`` with ``hint=throughput`` on
-  the CPU provider, where both cores run frames and the host's float pass over each frame
-  (0.3 ms alone on a 360x640 frame, about 0.75 ms of CPU time a frame inside the
-  loop, where it competes with the runs for the caches) comes out of their time; the
-  uint8 hand-over costs about 0.25 ms a frame there (``benchmarks/results/cpu_compare_amx.json``'s
-  per-thread CPU times, ``preprocess`` thread). ``host`` with ``hint=latency``, where the next
+  the CPU provider, where both cores run frames and the loop's own CPU time comes out of
+  theirs: on the YOLOv8n-class model at 384x640 the preprocess thread took 0.64-0.83 ms of
+  CPU a frame with the float pass on the host and 0.25-0.35 ms handing over uint8
+  (``benchmarks/results/cpu_compare_amx.json``, the ort ``throughput+overlap`` rows with and
+  without ``preprocess=host``, ``cpu_ms_per_frame``). ``host`` with ``hint=latency``, where the next
   frame's preprocessing hides behind the current run and the graph's ops would lengthen it.
   The engine's own ``infer`` keeps the bundle's float input (engine-only benchmarks time the
   bundle's graph as exported); ``infer_frame`` takes the uint8 tensor.
