@@ -545,8 +545,9 @@ def targets(rows: list[dict[str, Any]]) -> dict[str, Any]:
         for r in file_rows if get(r["model"], r["backend"], r["precision"])}
     out["file_loop_over_bench_engine_fps_note"] = (
         "the other reading of 'keeps 0.95 of its backend's engine-only FPS': a file loop's FPS (edgepilot run's "
-        "defaults on a file: hint=throughput) over the engine-only FPS edgepilot bench reports for the same backend "
-        "and precision (its defaults: hint=latency, 1000 / p50 back to back, the default row); "
+        "defaults on a file: hint=throughput) over the backend's engine-only FPS as this script and edgepilot bench "
+        "time it for the same precision (the backends' defaults, hint=latency: one call at a time, back to back; "
+        "1000 / p50 of the default row; edgepilot bench's FPS column is 1000 / mean, no higher); "
         "loop_over_engine_for_engines_of_10ms_or_more holds each loop against the same engine configuration "
         "with as many frames in flight, the stricter reading")
     peer = next((r for r in rows if r["backend"] == "peer-openvino"), None)

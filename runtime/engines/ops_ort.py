@@ -31,8 +31,8 @@ Options (``OrtEngine.OPTIONS``):
   first ops, built in memory by ``runtime.build.normalise``: the same arithmetic, so the
   same outputs, tested equal) or ``auto`` (default): ``graph`` with ``hint=throughput`` on
   the CPU provider, where both cores run frames and the loop's own CPU time comes out of
-  theirs: on the YOLOv8n-class model at 384x640 the preprocess thread took 0.64-0.83 ms of
-  CPU a frame with the float pass on the host and 0.25-0.35 ms handing over uint8
+  theirs: on the YOLOv8n-class model at 384x640 the preprocess thread took 0.66-0.84 ms of
+  CPU a frame with the float pass on the host and 0.26-0.36 ms handing over uint8
   (``benchmarks/results/cpu_compare_amx.json``, the ort ``throughput+overlap`` rows with and
   without ``preprocess=host``, ``cpu_ms_per_frame``). ``host`` with ``hint=latency``, where the next
   frame's preprocessing hides behind the current run and the graph's ops would lengthen it.
