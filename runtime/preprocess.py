@@ -187,8 +187,8 @@ class Preprocessor:
         """``image`` (uint8 BGR) into the uint8 output ``region`` in the model's channel order and layout.
 
         NCHW with contiguous planes (the region spans whole rows): one ``cv2.split`` writes each
-        channel straight into its plane, 0.03 against 0.21 ms for the strided copy on a 360x640 frame
-        (``preprocess=graph`` on the ort backend hands this tensor over)."""
+        channel straight into its plane instead of a strided copy (``preprocess=graph`` on the ort
+        backend hands this tensor over; ``benchmarks/profile_cpu.py``'s ``preprocess_uint8``)."""
         if self.layout == "NCHW" and all(region[k].flags.c_contiguous for k in range(3)):
             planes = [region[self.order.index(c)] for c in range(3)]  # source channel c -> its model plane
             written = cv2.split(np.ascontiguousarray(image), planes)

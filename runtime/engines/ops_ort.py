@@ -249,6 +249,8 @@ class OrtEngine(Engine):
         return self._pool
 
     def make_processor(self) -> Processor:
+        if self.preprocess == "graph":
+            self.frame_session()  # built now, at load, not on the first frame
         if self.overlap():
             return OrtOverlapProcessor(self)
         if self.preprocess == "graph":
@@ -361,10 +363,7 @@ class OrtOverlapProcessor(HostProcessor):
         graph = engine.preprocess == "graph"
         super().__init__(engine.bundle, engine, engine.hw, input_dtype="uint8" if graph else None)
         self._pool = engine.pool()
-        self._run = (lambda tensor: engine.infer_frame(tensor)) if graph else (
-            lambda tensor: engine.infer({self.spec.name: tensor}))
-        if graph:
-            engine.frame_session()  # built now, at load, not on the first frame
+        self._run = engine.infer_frame if graph else (lambda tensor: engine.infer({self.spec.name: tensor}))
 
     def prepare(self, frame: Frame) -> Prepared:
         tensor, transform = self.pre(frame.image)
@@ -381,7 +380,6 @@ class _FrameInference:
 
     def __init__(self, engine: OrtEngine) -> None:
         self._engine = engine
-        engine.frame_session()  # built now, at load, not on the first frame
 
     @property
     def hw(self) -> tuple[int, int] | None:
